@@ -1,0 +1,133 @@
+//! The kipc demo microkernel.
+//!
+//! Boot path: QEMU's PVH entry (`boot.rs`, 32-bit) -> long mode -> [`kernel_entry`]
+//! here, which sets up the console, segments, interrupts, memory and timer,
+//! then runs the scenario named on the kernel command line (`scenario=NAME`,
+//! default `demo`). Every scenario ends in [`pass`] or [`fail`], which print
+//! the verdict line the runner looks for and exit QEMU with a matching code.
+
+#![no_std]
+#![no_main]
+#![forbid(unsafe_op_in_unsafe_fn)]
+// Pieces used by the process layer (ring-3 entry, user console writes) are
+// built before it; keep them compiled and checked.
+#![allow(dead_code)]
+
+mod boot;
+mod exit;
+mod gdt;
+mod initrd;
+mod interrupts;
+mod memory;
+mod pvh;
+mod scenarios;
+mod serial;
+mod timer;
+
+use core::fmt;
+use core::panic::PanicInfo;
+use spin::Once;
+
+/// The line prefix the runner parses for the verdict.
+pub const RESULT_PREFIX: &str = "KIPC-RESULT:";
+
+static SCENARIO: Once<&'static str> = Once::new();
+
+fn scenario_name() -> &'static str {
+    SCENARIO.get().copied().unwrap_or("boot")
+}
+
+/// Reports success of the running scenario and exits QEMU (exit status 33).
+pub fn pass() -> ! {
+    println!("{RESULT_PREFIX} PASS {}", scenario_name());
+    exit::exit_qemu(exit::ExitCode::Success)
+}
+
+/// Reports failure of the running scenario and exits QEMU (exit status 35).
+pub fn fail(reason: fmt::Arguments) -> ! {
+    serial::emergency_write_fmt(format_args!(
+        "{RESULT_PREFIX} FAIL {}: {}\n",
+        scenario_name(),
+        reason
+    ));
+    exit::exit_qemu(exit::ExitCode::Failure)
+}
+
+/// Checks a condition inside a scenario; on failure reports the scenario failed.
+#[macro_export]
+macro_rules! check {
+    ($condition:expr, $($reason:tt)+) => {
+        if !$condition {
+            $crate::fail(format_args!($($reason)+));
+        }
+    };
+}
+
+/// Everything boot learned, for the scenarios.
+pub struct Kernel {
+    /// Parsed PVH start info.
+    pub boot: pvh::BootInfo,
+    /// Frame counts right after the allocator was built.
+    pub frames_at_boot: memory::FrameStats,
+}
+
+/// Rust entry point, called by the boot trampoline on the boot stack with the
+/// physical address of `hvm_start_info`.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_entry(start_info: u32) -> ! {
+    serial::init();
+    gdt::init();
+    interrupts::init();
+    let boot = match pvh::parse(u64::from(start_info)) {
+        Ok(boot) => boot,
+        Err(error) => fail(format_args!("unusable PVH start info: {error:?}")),
+    };
+    let mut scenario_argument = heapless::String::<64>::new();
+    for character in boot.argument("scenario").unwrap_or("demo").chars().take(64) {
+        let _ = scenario_argument.push(character);
+    }
+    let scenario = scenarios::find(&scenario_argument);
+    SCENARIO.call_once(|| scenario.map_or("unknown", |scenario| scenario.name));
+    memory::drop_identity_map();
+    let frames_at_boot = memory::init(&boot);
+    timer::init();
+    x86_64::instructions::interrupts::enable();
+
+    println!();
+    println!(
+        "kipc {} - IPC microkernel demo ({} build)",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) { "debug" } else { "release" }
+    );
+    println!(
+        "  memory {} MiB usable, {} free frames; kernel image ends at {:#x}; command line \"{}\"",
+        boot.usable_bytes() >> 20,
+        frames_at_boot.free,
+        memory::kernel_physical_end(),
+        boot.cmdline
+    );
+    let kernel = Kernel {
+        boot,
+        frames_at_boot,
+    };
+    match scenario {
+        Some(scenario) => {
+            println!("  scenario {}: {}", scenario.name, scenario.about);
+            (scenario.run)(&kernel)
+        }
+        None => {
+            println!("  known scenarios:");
+            for scenario in scenarios::ALL {
+                println!("    {:<16} {}", scenario.name, scenario.about);
+            }
+            fail(format_args!("no scenario named \"{scenario_argument}\""))
+        }
+    }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    x86_64::instructions::interrupts::disable();
+    serial::emergency_write_fmt(format_args!("\n!!! KERNEL PANIC: {info}\n"));
+    fail(format_args!("kernel panic: {}", info.message()))
+}

@@ -1,0 +1,230 @@
+//! Physical memory: the direct map, the frame allocator, kernel page tables.
+//!
+//! The boot trampoline maps physical 0..4 GiB at [`DIRECT_MAP_BASE`], so the
+//! kernel reaches any frame at `DIRECT_MAP_BASE + physical`. Frames come from
+//! the PVH memory map: RAM above the kernel image, minus the boot modules and
+//! the start info. The allocator hands out never-used frames in address order
+//! and recycles freed frames through a free list threaded through the frames
+//! themselves (each free frame's first word holds the next one's address).
+
+use spin::Mutex;
+use x86_64::structures::paging::{
+    FrameAllocator, OffsetPageTable, PageTable, PhysFrame, Size4KiB, page_table::PageTableEntry,
+};
+use x86_64::{PhysAddr, VirtAddr, registers::control::Cr3};
+
+use crate::pvh::{BootInfo, MEMORY_RAM};
+
+/// Virtual address where all physical memory (up to 4 GiB) is mapped.
+pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
+/// Physical memory the direct map covers.
+pub const DIRECT_MAP_SIZE: u64 = 4 << 30;
+/// Size of a frame and of a page.
+pub const FRAME_SIZE: u64 = 4096;
+
+unsafe extern "C" {
+    static __kernel_phys_end: u8;
+}
+
+/// The kernel-virtual address of physical address `physical`.
+pub fn phys_to_virt(physical: u64) -> u64 {
+    debug_assert!(physical < DIRECT_MAP_SIZE);
+    DIRECT_MAP_BASE + physical
+}
+
+/// First physical address past the kernel image (including its .bss).
+pub fn kernel_physical_end() -> u64 {
+    // The linker script defines the symbol; only its address is used.
+    &raw const __kernel_phys_end as u64
+}
+
+const MAX_RANGES: usize = 32;
+const MAX_HOLES: usize = 12;
+
+/// Physical frame allocator over the PVH memory map.
+pub struct Frames {
+    ranges: heapless::Vec<(u64, u64), MAX_RANGES>,
+    holes: heapless::Vec<(u64, u64), MAX_HOLES>,
+    range_index: usize,
+    next_fresh: u64,
+    free_list: u64,
+    total: u64,
+    free: u64,
+}
+
+/// Counts the frame allocator reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameStats {
+    /// Usable frames in all.
+    pub total: u64,
+    /// Frames not allocated right now.
+    pub free: u64,
+}
+
+impl Frames {
+    const fn empty() -> Self {
+        Self {
+            ranges: heapless::Vec::new(),
+            holes: heapless::Vec::new(),
+            range_index: 0,
+            next_fresh: 0,
+            free_list: 0,
+            total: 0,
+            free: 0,
+        }
+    }
+
+    fn in_hole(&self, frame: u64) -> Option<u64> {
+        self.holes
+            .iter()
+            .find(|(start, end)| frame + FRAME_SIZE > *start && frame < *end)
+            .map(|(_, end)| end.next_multiple_of(FRAME_SIZE))
+    }
+
+    fn allocate(&mut self) -> Option<u64> {
+        if self.free_list != 0 {
+            let frame = self.free_list;
+            // SAFETY: every frame on the free list is unused RAM inside the
+            // direct map whose first word `free` wrote.
+            self.free_list = unsafe { (phys_to_virt(frame) as *const u64).read() };
+            self.free -= 1;
+            return Some(frame);
+        }
+        while let Some(&(_, end)) = self.ranges.get(self.range_index) {
+            let frame = self.next_fresh;
+            if frame + FRAME_SIZE > end {
+                self.range_index += 1;
+                if let Some(&(start, _)) = self.ranges.get(self.range_index) {
+                    self.next_fresh = start;
+                }
+                continue;
+            }
+            if let Some(skip_to) = self.in_hole(frame) {
+                self.next_fresh = skip_to;
+                continue;
+            }
+            self.next_fresh = frame + FRAME_SIZE;
+            self.free -= 1;
+            return Some(frame);
+        }
+        None
+    }
+
+    fn deallocate(&mut self, frame: u64) {
+        debug_assert!(frame % FRAME_SIZE == 0);
+        // SAFETY: the caller gives back a frame it owns and no longer uses;
+        // it is RAM inside the direct map, so its first word can hold the link.
+        unsafe { (phys_to_virt(frame) as *mut u64).write(self.free_list) };
+        self.free_list = frame;
+        self.free += 1;
+    }
+}
+
+static FRAMES: Mutex<Frames> = Mutex::new(Frames::empty());
+
+/// Builds the frame allocator from the memory map, keeping the kernel image,
+/// the first MiB, the start info and the boot modules out of it.
+pub fn init(boot: &BootInfo) -> FrameStats {
+    let mut frames = FRAMES.lock();
+    let floor = kernel_physical_end().max(1 << 20);
+    for range in boot.memory.iter().filter(|range| range.kind == MEMORY_RAM) {
+        let start = range.start.max(floor).next_multiple_of(FRAME_SIZE);
+        let end = range.end.min(DIRECT_MAP_SIZE) & !(FRAME_SIZE - 1);
+        if start < end {
+            let _ = frames.ranges.push((start, end));
+        }
+    }
+    for &(start, end) in boot.reserved.iter() {
+        let _ = frames.holes.push((start & !(FRAME_SIZE - 1), end));
+    }
+    for module in boot.modules.iter() {
+        let _ = frames
+            .holes
+            .push((module.start & !(FRAME_SIZE - 1), module.start + module.size));
+    }
+    let mut total = 0;
+    for index in 0..frames.ranges.len() {
+        let (start, end) = frames.ranges[index];
+        let mut frame = start;
+        while frame + FRAME_SIZE <= end {
+            match frames.in_hole(frame) {
+                Some(skip_to) => frame = skip_to,
+                None => {
+                    total += 1;
+                    frame += FRAME_SIZE;
+                }
+            }
+        }
+    }
+    frames.total = total;
+    frames.free = total;
+    frames.range_index = 0;
+    frames.next_fresh = frames.ranges.first().map_or(0, |range| range.0);
+    FrameStats { total, free: total }
+}
+
+/// Allocates one zeroed frame; `None` when memory is exhausted.
+pub fn allocate_frame() -> Option<PhysAddr> {
+    let frame = x86_64::instructions::interrupts::without_interrupts(|| FRAMES.lock().allocate())?;
+    // SAFETY: the frame was just taken off the allocator, so nothing else uses
+    // it; it lies inside the direct map.
+    unsafe { core::ptr::write_bytes(phys_to_virt(frame) as *mut u8, 0, FRAME_SIZE as usize) };
+    Some(PhysAddr::new(frame))
+}
+
+/// Returns a frame to the allocator.
+///
+/// # Safety
+/// The caller owns `frame` (it came from [`allocate_frame`]), nothing maps or
+/// uses it any more, and it is not freed twice.
+pub unsafe fn free_frame(frame: PhysAddr) {
+    x86_64::instructions::interrupts::without_interrupts(|| FRAMES.lock().deallocate(frame.as_u64()));
+}
+
+/// Current frame counts.
+pub fn frame_stats() -> FrameStats {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let frames = FRAMES.lock();
+        FrameStats {
+            total: frames.total,
+            free: frames.free,
+        }
+    })
+}
+
+/// The x86_64 crate's allocator interface over [`allocate_frame`].
+pub struct KernelFrameAllocator;
+
+// SAFETY: `allocate_frame` hands out each frame at most once until it is freed.
+unsafe impl FrameAllocator<Size4KiB> for KernelFrameAllocator {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        allocate_frame().map(PhysFrame::containing_address)
+    }
+}
+
+/// Removes the boot identity mapping of low memory, so the lower half of
+/// every address space belongs to user space alone.
+pub fn drop_identity_map() {
+    let (pml4_frame, flags) = Cr3::read();
+    let pml4 = phys_to_virt(pml4_frame.start_address().as_u64()) as *mut PageTable;
+    // SAFETY: CR3 points at the boot PML4, reachable through the direct map;
+    // we run in the higher half on a higher-half stack, so nothing uses slot 0
+    // any more. Reloading CR3 flushes the stale translations.
+    unsafe {
+        (&mut *pml4)[0] = PageTableEntry::new();
+        Cr3::write(pml4_frame, flags);
+    }
+}
+
+/// The active page tables, walked through the direct map.
+///
+/// # Safety
+/// The caller must not create two of these at once (they alias the same
+/// tables) and must keep interrupts from modifying the tables meanwhile.
+pub unsafe fn active_page_table() -> OffsetPageTable<'static> {
+    let (pml4_frame, _) = Cr3::read();
+    let pml4 = phys_to_virt(pml4_frame.start_address().as_u64()) as *mut PageTable;
+    // SAFETY: the caller guarantees exclusivity; the PML4 and every table it
+    // references are in the direct map at DIRECT_MAP_BASE.
+    unsafe { OffsetPageTable::new(&mut *pml4, VirtAddr::new(DIRECT_MAP_BASE)) }
+}
