@@ -1,1 +1,130 @@
-fn main() {}
+//! `cargo run` lands here: build the kipc demo kernel and boot it under QEMU.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use kipc_qemu::{BuildOutput, Profile, RunOptions, Verdict};
+
+const USAGE: &str = "\
+Build the kipc demo kernel and boot it under QEMU.
+
+Usage: cargo run [--release] -- [OPTIONS] [SCENARIO]
+
+SCENARIO is a kernel scenario (default: demo); an unknown name makes the
+kernel list the ones it knows.
+
+Options:
+  --release          build kernel and user programs with the release profile
+  --timeout SECS     kill QEMU after SECS seconds (default 60; 0 = never)
+  --append WORDS     more kernel command-line words, e.g. --append \"seed=7\"
+  --gdb              start halted, waiting for gdb on localhost:1234 (no timeout)
+  --kvm              use KVM instead of TCG (opt-in; TCG is the default)
+  --icount           run with -icount shift=0 (deterministic instruction counts)
+  --memory MIB       guest memory in MiB (default 256)
+  --print-command    print the QEMU command line before booting
+  -h, --help         this text
+
+Exit status: 0 when the scenario passed (QEMU exit 33 and its PASS line),
+1 when it failed, 2 when the runner could not build or start QEMU.";
+
+fn main() -> ExitCode {
+    let mut options = RunOptions::scenario("demo");
+    options.echo = true;
+    let mut profile = Profile::Debug;
+    let mut print_command = false;
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
+        let mut value = |name: &str| {
+            arguments.next().unwrap_or_else(|| {
+                eprintln!("kipc-qemu: {name} needs a value\n\n{USAGE}");
+                std::process::exit(2)
+            })
+        };
+        match argument.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "--release" => profile = Profile::Release,
+            "--gdb" => options.gdb = true,
+            "--kvm" => options.kvm = true,
+            "--icount" => options.icount = true,
+            "--print-command" => print_command = true,
+            "--timeout" => {
+                let seconds: u64 = value("--timeout").parse().unwrap_or_else(|_| {
+                    eprintln!("kipc-qemu: --timeout takes whole seconds");
+                    std::process::exit(2)
+                });
+                options.timeout = (seconds > 0).then(|| Duration::from_secs(seconds));
+            }
+            "--append" => options
+                .append
+                .extend(value("--append").split_whitespace().map(String::from)),
+            "--memory" => {
+                options.memory_mib = value("--memory").parse().unwrap_or_else(|_| {
+                    eprintln!("kipc-qemu: --memory takes a size in MiB");
+                    std::process::exit(2)
+                })
+            }
+            flag if flag.starts_with('-') => {
+                eprintln!("kipc-qemu: unknown option {flag}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+            scenario => options.scenario = scenario.to_string(),
+        }
+    }
+    if options.gdb {
+        options.timeout = None;
+    }
+
+    let artifacts = match kipc_qemu::build(profile, BuildOutput::Show) {
+        Ok(artifacts) => artifacts,
+        Err(error) => {
+            eprintln!("kipc-qemu: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if print_command {
+        eprintln!(
+            "kipc-qemu: {:?}",
+            kipc_qemu::qemu_command(&artifacts, &options)
+        );
+    }
+    if options.gdb {
+        eprintln!(
+            "kipc-qemu: QEMU is waiting for gdb on localhost:1234. In another terminal:\n    \
+             gdb {} -ex 'target remote :1234'",
+            artifacts.kernel.display()
+        );
+    }
+    eprintln!(
+        "kipc-qemu: booting {} (scenario {}) under {}",
+        artifacts.kernel.display(),
+        options.scenario,
+        if options.kvm { "KVM" } else { "TCG" }
+    );
+    let report = match kipc_qemu::run(&artifacts, &options) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("kipc-qemu: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match report.verdict {
+        Verdict::Pass => {
+            eprintln!(
+                "kipc-qemu: scenario {} passed in {:.2} s",
+                options.scenario,
+                report.duration.as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Verdict::Fail(reason) => {
+            if !report.qemu_stderr.trim().is_empty() {
+                eprintln!("kipc-qemu: QEMU said: {}", report.qemu_stderr.trim());
+            }
+            eprintln!("kipc-qemu: scenario {} FAILED: {reason}", options.scenario);
+            ExitCode::FAILURE
+        }
+    }
+}

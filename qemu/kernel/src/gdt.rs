@@ -50,7 +50,8 @@ pub fn init() {
     // so nothing else holds a reference to the TSS or the stack while the IST
     // entry is written; afterwards the CPU is the only reader.
     let tss: &'static TaskStateSegment = unsafe {
-        let stack_top = VirtAddr::from_ptr(addr_of_mut!(DOUBLE_FAULT_STACK)) + DOUBLE_FAULT_STACK_SIZE as u64;
+        let stack_top =
+            VirtAddr::from_ptr(addr_of_mut!(DOUBLE_FAULT_STACK)) + DOUBLE_FAULT_STACK_SIZE as u64;
         (*addr_of_mut!(TSS)).interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] = stack_top;
         &*addr_of_mut!(TSS)
     };

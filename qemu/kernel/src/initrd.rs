@@ -25,7 +25,10 @@ pub fn module_bytes(module: &Module) -> &'static [u8] {
     // map) before boot; the frame allocator keeps those frames out of use, so
     // the bytes stay unchanged for the kernel's lifetime and are only read.
     unsafe {
-        core::slice::from_raw_parts(phys_to_virt(module.start) as *const u8, module.size as usize)
+        core::slice::from_raw_parts(
+            phys_to_virt(module.start) as *const u8,
+            module.size as usize,
+        )
     }
 }
 
@@ -33,7 +36,11 @@ fn octal(field: &[u8]) -> Option<usize> {
     let mut value: usize = 0;
     for &byte in field {
         match byte {
-            b'0'..=b'7' => value = value.checked_mul(8)?.checked_add(usize::from(byte - b'0'))?,
+            b'0'..=b'7' => {
+                value = value
+                    .checked_mul(8)?
+                    .checked_add(usize::from(byte - b'0'))?
+            }
             b' ' | 0 => {}
             _ => return None,
         }
@@ -52,7 +59,10 @@ pub fn files(archive: &[u8]) -> impl Iterator<Item = File<'_>> {
                 return None;
             }
             let size = octal(&header[124..136])?;
-            let name_length = header[..100].iter().position(|&byte| byte == 0).unwrap_or(100);
+            let name_length = header[..100]
+                .iter()
+                .position(|&byte| byte == 0)
+                .unwrap_or(100);
             let name = core::str::from_utf8(&header[..name_length]).ok()?;
             let data_start = offset + BLOCK;
             let data = archive.get(data_start..data_start.checked_add(size)?)?;

@@ -97,7 +97,11 @@ extern "C" fn kernel_entry(start_info: u32) -> ! {
     println!(
         "kipc {} - IPC microkernel demo ({} build)",
         env!("CARGO_PKG_VERSION"),
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     println!(
         "  memory {} MiB usable, {} free frames; kernel image ends at {:#x}; command line \"{}\"",

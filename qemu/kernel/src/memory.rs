@@ -111,7 +111,7 @@ impl Frames {
     }
 
     fn deallocate(&mut self, frame: u64) {
-        debug_assert!(frame % FRAME_SIZE == 0);
+        debug_assert!(frame.is_multiple_of(FRAME_SIZE));
         // SAFETY: the caller gives back a frame it owns and no longer uses;
         // it is RAM inside the direct map, so its first word can hold the link.
         unsafe { (phys_to_virt(frame) as *mut u64).write(self.free_list) };
@@ -178,7 +178,9 @@ pub fn allocate_frame() -> Option<PhysAddr> {
 /// The caller owns `frame` (it came from [`allocate_frame`]), nothing maps or
 /// uses it any more, and it is not freed twice.
 pub unsafe fn free_frame(frame: PhysAddr) {
-    x86_64::instructions::interrupts::without_interrupts(|| FRAMES.lock().deallocate(frame.as_u64()));
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        FRAMES.lock().deallocate(frame.as_u64())
+    });
 }
 
 /// Current frame counts.

@@ -135,7 +135,9 @@ pub fn parse(start_info: u64) -> Result<BootInfo, BootInfoError> {
             if byte == 0 {
                 break;
             }
-            let _ = boot.cmdline.push(if byte.is_ascii() { byte as char } else { '?' });
+            let _ = boot
+                .cmdline
+                .push(if byte.is_ascii() { byte as char } else { '?' });
             length += 1;
         }
         let _ = boot

@@ -26,17 +26,61 @@ pub struct Scenario {
 
 /// Every scenario the kernel knows.
 pub static ALL: &[Scenario] = &[
-    Scenario { name: "demo", about: "boot banner, then a tour of what the kernel checks about itself", run: demo },
-    Scenario { name: "boot", about: "boot to the banner and stop", run: boot_only },
-    Scenario { name: "timer", about: "timer interrupts arrive and the tick counter advances", run: timer_ticks },
-    Scenario { name: "memory", about: "frames allocate zeroed and distinct, free again, and map at a new page", run: memory_check },
-    Scenario { name: "modules", about: "the boot archive of user programs arrives intact", run: modules },
-    Scenario { name: "fault-page", about: "MUST FAIL: the kernel reads an unmapped address", run: fault_page },
-    Scenario { name: "fault-panic", about: "MUST FAIL: the kernel panics", run: fault_panic },
-    Scenario { name: "fault-double", about: "MUST FAIL: a page fault with no handler escalates to a double fault", run: fault_double },
-    Scenario { name: "fault-triple", about: "MUST FAIL: a triple fault resets the machine (QEMU exits 0)", run: fault_triple },
-    Scenario { name: "fault-hang", about: "MUST FAIL: the kernel hangs with interrupts off (runner timeout)", run: fault_hang },
-    Scenario { name: "fault-no-verdict", about: "MUST FAIL: QEMU exits with the success code but no PASS line", run: fault_no_verdict },
+    Scenario {
+        name: "demo",
+        about: "boot banner, then a tour of what the kernel checks about itself",
+        run: demo,
+    },
+    Scenario {
+        name: "boot",
+        about: "boot to the banner and stop",
+        run: boot_only,
+    },
+    Scenario {
+        name: "timer",
+        about: "timer interrupts arrive and the tick counter advances",
+        run: timer_ticks,
+    },
+    Scenario {
+        name: "memory",
+        about: "frames allocate zeroed and distinct, free again, and map at a new page",
+        run: memory_check,
+    },
+    Scenario {
+        name: "modules",
+        about: "the boot archive of user programs arrives intact",
+        run: modules,
+    },
+    Scenario {
+        name: "fault-page",
+        about: "MUST FAIL: the kernel reads an unmapped address",
+        run: fault_page,
+    },
+    Scenario {
+        name: "fault-panic",
+        about: "MUST FAIL: the kernel panics",
+        run: fault_panic,
+    },
+    Scenario {
+        name: "fault-double",
+        about: "MUST FAIL: a page fault with no handler escalates to a double fault",
+        run: fault_double,
+    },
+    Scenario {
+        name: "fault-triple",
+        about: "MUST FAIL: a triple fault resets the machine (QEMU exits 0)",
+        run: fault_triple,
+    },
+    Scenario {
+        name: "fault-hang",
+        about: "MUST FAIL: the kernel hangs with interrupts off (runner timeout)",
+        run: fault_hang,
+    },
+    Scenario {
+        name: "fault-no-verdict",
+        about: "MUST FAIL: QEMU exits with the success code but no PASS line",
+        run: fault_no_verdict,
+    },
 ];
 
 /// Looks a scenario up by name.
@@ -87,7 +131,11 @@ fn check_timer() {
 fn check_memory(kernel: &Kernel) {
     const BATCH: usize = 256;
     let before = memory::frame_stats();
-    check!(before == kernel.frames_at_boot, "frames leaked during boot: {before:?} vs {:?}", kernel.frames_at_boot);
+    check!(
+        before == kernel.frames_at_boot,
+        "frames leaked during boot: {before:?} vs {:?}",
+        kernel.frames_at_boot
+    );
     let mut frames = [0u64; BATCH];
     for (index, slot) in frames.iter_mut().enumerate() {
         let Some(frame) = memory::allocate_frame() else {
@@ -102,19 +150,31 @@ fn check_memory(kernel: &Kernel) {
         *slot = frame.as_u64();
     }
     for (index, &frame) in frames.iter().enumerate() {
-        check!(frame % FRAME_SIZE == 0, "frame {frame:#x} not aligned");
-        check!(frame >= memory::kernel_physical_end(), "frame {frame:#x} inside the kernel image");
-        check!(!frames[..index].contains(&frame), "frame {frame:#x} handed out twice");
+        check!(frame.is_multiple_of(FRAME_SIZE), "frame {frame:#x} not aligned");
+        check!(
+            frame >= memory::kernel_physical_end(),
+            "frame {frame:#x} inside the kernel image"
+        );
+        check!(
+            !frames[..index].contains(&frame),
+            "frame {frame:#x} handed out twice"
+        );
         // SAFETY: still allocated to us.
         let tag = unsafe { (phys_to_virt(frame) as *const u64).read() };
         check!(tag == frame ^ 0x5a5a, "frame {frame:#x} lost its contents");
     }
     let during = memory::frame_stats();
-    check!(during.free + BATCH as u64 == before.free, "free count wrong: {} then {}", before.free, during.free);
+    check!(
+        during.free + BATCH as u64 == before.free,
+        "free count wrong: {} then {}",
+        before.free,
+        during.free
+    );
 
     // Map one of the frames at a fresh kernel page and see the same bytes.
     let page: Page<Size4KiB> = Page::containing_address(VirtAddr::new(0xffff_c000_0000_0000));
-    let frame = x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(frames[0]));
+    let frame =
+        x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(frames[0]));
     let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
     x86_64::instructions::interrupts::without_interrupts(|| {
         // SAFETY: interrupts are off and no other page-table walker exists;
@@ -135,7 +195,10 @@ fn check_memory(kernel: &Kernel) {
     unsafe { mapped.write_volatile(0x1234_5678) };
     // SAFETY: the frame is still ours.
     let through_direct_map = unsafe { (phys_to_virt(frames[0]) as *const u64).read_volatile() };
-    check!(through_direct_map == 0x1234_5678, "write through the mapping not seen in the frame");
+    check!(
+        through_direct_map == 0x1234_5678,
+        "write through the mapping not seen in the frame"
+    );
     x86_64::instructions::interrupts::without_interrupts(|| {
         // SAFETY: as for the map above.
         let mut tables = unsafe { memory::active_page_table() };
@@ -166,14 +229,24 @@ fn check_memory(kernel: &Kernel) {
 
 fn check_modules(kernel: &Kernel) {
     let Some(module) = kernel.boot.modules.first() else {
-        fail(format_args!("no boot archive: the runner passes user programs with -initrd"));
+        fail(format_args!(
+            "no boot archive: the runner passes user programs with -initrd"
+        ));
     };
     let archive = initrd::module_bytes(module);
     let mut count = 0;
     for file in initrd::files(archive) {
-        check!(file.data.starts_with(b"\x7fELF\x02\x01\x01"), "{} is not an ELF64 little-endian file", file.name);
+        check!(
+            file.data.starts_with(b"\x7fELF\x02\x01\x01"),
+            "{} is not an ELF64 little-endian file",
+            file.name
+        );
         let entry = u64::from_le_bytes(file.data[24..32].try_into().unwrap_or([0; 8]));
-        println!("  module: {} ({} bytes, ELF64 entry {entry:#x})", file.name, file.data.len());
+        println!(
+            "  module: {} ({} bytes, ELF64 entry {entry:#x})",
+            file.name,
+            file.data.len()
+        );
         count += 1;
     }
     check!(count > 0, "the boot archive holds no programs");
@@ -183,7 +256,9 @@ fn fault_page(_: &Kernel) -> ! {
     let unmapped = 0xffff_d000_dead_0000 as *const u64;
     // SAFETY: deliberately unsound: this read faults, which is the point.
     let value = unsafe { unmapped.read_volatile() };
-    fail(format_args!("read of an unmapped address returned {value:#x}"))
+    fail(format_args!(
+        "read of an unmapped address returned {value:#x}"
+    ))
 }
 
 fn fault_panic(_: &Kernel) -> ! {
@@ -195,7 +270,9 @@ fn fault_double(_: &Kernel) -> ! {
     let unmapped = 0xffff_d000_dead_0000 as *const u64;
     // SAFETY: deliberately faulting, as in fault_page.
     let value = unsafe { unmapped.read_volatile() };
-    fail(format_args!("read of an unmapped address returned {value:#x}"))
+    fail(format_args!(
+        "read of an unmapped address returned {value:#x}"
+    ))
 }
 
 fn fault_triple(_: &Kernel) -> ! {

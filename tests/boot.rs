@@ -1,0 +1,187 @@
+//! Boot tests: build the demo kernel once, then boot it under QEMU once per
+//! scenario (picked on the kernel command line). At most one QEMU per core
+//! runs at a time; each boot has a timeout.
+//!
+//! The `fault-*` scenarios go wrong on purpose. Their tests pass only if the
+//! harness reports them as failures with the right reason — this is how the
+//! harness itself is tested.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kipc_qemu::{Artifacts, BuildOutput, Profile, RunOptions, RunReport, Verdict};
+
+fn artifacts() -> &'static Artifacts {
+    static BUILT: OnceLock<Artifacts> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        kipc_qemu::build(Profile::Debug, BuildOutput::Capture)
+            .unwrap_or_else(|error| panic!("kernel build failed: {error}"))
+    })
+}
+
+fn boot_with(options: RunOptions) -> RunReport {
+    let report = kipc_qemu::run(artifacts(), &options)
+        .unwrap_or_else(|error| panic!("could not boot: {error}"));
+    eprintln!(
+        "scenario {}: {:?} (exit status {:?}) in {:.2} s",
+        options.scenario,
+        report.verdict,
+        report.exit_status,
+        report.duration.as_secs_f64()
+    );
+    report
+}
+
+fn boot(scenario: &str) -> RunReport {
+    boot_with(RunOptions::scenario(scenario))
+}
+
+/// Boots `scenario` and requires a pass, showing the serial log otherwise.
+fn expect_pass(scenario: &str) -> RunReport {
+    let report = boot(scenario);
+    assert!(
+        report.passed(),
+        "scenario {scenario} failed: {:?}\n--- serial log ---\n{}\n--- QEMU stderr ---\n{}",
+        report.verdict,
+        report.serial,
+        report.qemu_stderr
+    );
+    report
+}
+
+/// Boots a must-fail scenario and requires the harness to report a failure
+/// whose reason contains every one of `reasons`.
+fn expect_failure(report: RunReport, reasons: &[&str]) {
+    match &report.verdict {
+        Verdict::Pass => panic!(
+            "a must-fail scenario was reported as passing:\n{}",
+            report.serial
+        ),
+        Verdict::Fail(reason) => {
+            for expected in reasons {
+                assert!(
+                    reason.contains(expected),
+                    "failure reason {reason:?} does not mention {expected:?}\n--- serial log ---\n{}",
+                    report.serial
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn boots_to_the_banner_quickly() {
+    let report = expect_pass("boot");
+    assert!(
+        report.serial.contains("kipc 0.1.0 - IPC microkernel demo"),
+        "{}",
+        report.serial
+    );
+    assert_eq!(report.exit_status, Some(kipc_qemu::EXIT_SUCCESS));
+}
+
+#[test]
+fn demo_passes() {
+    let report = expect_pass("demo");
+    assert!(report.serial.contains("module: init"), "{}", report.serial);
+}
+
+#[test]
+fn timer_interrupts_arrive() {
+    let report = expect_pass("timer");
+    assert!(report.serial.contains("timer: "), "{}", report.serial);
+}
+
+#[test]
+fn frames_allocate_map_and_free() {
+    expect_pass("memory");
+}
+
+#[test]
+fn boot_archive_holds_every_user_program() {
+    let report = expect_pass("modules");
+    for program in kipc_qemu::USER_PROGRAMS {
+        assert!(
+            report.serial.contains(&format!("module: {program} (")),
+            "{}",
+            report.serial
+        );
+    }
+}
+
+#[test]
+fn command_line_reaches_the_kernel() {
+    let mut options = RunOptions::scenario("boot");
+    options.append.push("marker=4242".into());
+    let report = boot_with(options);
+    assert!(report.passed(), "{:?}\n{}", report.verdict, report.serial);
+    assert!(
+        report.serial.contains("scenario=boot marker=4242"),
+        "{}",
+        report.serial
+    );
+}
+
+#[test]
+fn harness_reports_a_kernel_page_fault() {
+    let report = boot("fault-page");
+    assert_eq!(report.exit_status, Some(kipc_qemu::EXIT_FAILURE));
+    assert!(
+        report.serial.contains("cr2 0xffffd000dead0000"),
+        "{}",
+        report.serial
+    );
+    expect_failure(
+        report,
+        &["fault-page", "#PF page fault", "cr2 0xffffd000dead0000"],
+    );
+}
+
+#[test]
+fn harness_reports_a_kernel_panic() {
+    let report = boot("fault-panic");
+    expect_failure(report, &["kernel panic", "deliberate panic"]);
+}
+
+#[test]
+fn harness_reports_a_double_fault() {
+    let report = boot("fault-double");
+    expect_failure(report, &["#DF double fault"]);
+}
+
+#[test]
+fn harness_reports_a_triple_fault_despite_exit_status_zero() {
+    let report = boot("fault-triple");
+    assert_eq!(report.exit_status, Some(0));
+    expect_failure(report, &["status 0", "triple fault"]);
+}
+
+#[test]
+fn harness_times_out_a_hung_kernel() {
+    let mut options = RunOptions::scenario("fault-hang");
+    options.timeout = Some(Duration::from_secs(3));
+    let report = boot_with(options);
+    assert!(report.timed_out);
+    expect_failure(report, &["timed out after 3.0 s"]);
+}
+
+#[test]
+fn harness_requires_the_pass_line_not_just_the_exit_code() {
+    let report = boot("fault-no-verdict");
+    assert_eq!(report.exit_status, Some(kipc_qemu::EXIT_SUCCESS));
+    expect_failure(
+        report,
+        &["never printed `KIPC-RESULT: PASS fault-no-verdict`"],
+    );
+}
+
+#[test]
+fn unknown_scenario_lists_the_known_ones() {
+    let report = boot("no-such-scenario");
+    assert!(
+        report.serial.contains("known scenarios:"),
+        "{}",
+        report.serial
+    );
+    expect_failure(report, &["no scenario named \"no-such-scenario\""]);
+}
