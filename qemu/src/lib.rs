@@ -33,7 +33,7 @@ pub const EXIT_FAILURE: i32 = 35;
 /// Prefix of the kernel's verdict line on serial.
 pub const RESULT_PREFIX: &str = "KIPC-RESULT:";
 /// The user programs packed into the boot archive.
-pub const USER_PROGRAMS: &[&str] = &["init"];
+pub const USER_PROGRAMS: &[&str] = &["init", "hello", "fault"];
 
 /// Which cargo profile to build with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

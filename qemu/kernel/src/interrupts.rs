@@ -92,6 +92,8 @@ interrupt_common:
     cld
     call interrupt_dispatch
     mov rsp, rax
+    .global interrupt_return
+interrupt_return:
     test byte ptr [rsp + 144], 3
     jz 5f
     swapgs
@@ -402,6 +404,29 @@ interrupt_stub_table:
 
 unsafe extern "C" {
     static interrupt_stub_table: [u64; STUB_COUNT];
+    fn interrupt_return() -> !;
+}
+
+/// Vector number the system-call entry stub stores in its frame.
+pub const SYSCALL_VECTOR: u64 = 256;
+
+/// Starts executing `frame`: restores its registers and `iretq`s to it.
+///
+/// # Safety
+/// `frame` must be a complete [`TrapFrame`] at the top of a kernel stack that
+/// nothing else uses, whose CR3, RSP0 and segment state are already loaded.
+pub unsafe fn resume(frame: *mut TrapFrame) -> ! {
+    // SAFETY: per the contract, `frame` is a full frame; `interrupt_return`
+    // pops it exactly as if an interrupt were returning to it.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {frame}",
+            "jmp {return}",
+            frame = in(reg) frame,
+            return = sym interrupt_return,
+            options(noreturn)
+        )
+    }
 }
 
 const _: () = assert!(core::mem::offset_of!(TrapFrame, cs) == 144);
@@ -527,18 +552,28 @@ extern "C" fn interrupt_dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
     // on the current stack; it stays valid and unaliased until we return.
     let trap = unsafe { &mut *frame };
     match trap.vector {
-        0..=31 => exception(trap),
-        vector if vector == u64::from(TIMER_VECTOR) => crate::timer::on_tick(),
-        vector if vector >= u64::from(PIC_VECTOR_BASE) => crate::timer::on_other_irq(vector as u8),
-        _ => unreachable!("only vectors with stubs arrive here"),
+        SYSCALL_VECTOR => crate::syscall::dispatch(frame),
+        0..=31 if trap.came_from_user() => user_fault(frame),
+        0..=31 => kernel_fault(trap),
+        vector if vector == u64::from(TIMER_VECTOR) => {
+            crate::timer::on_tick();
+            crate::process::on_tick(frame)
+        }
+        vector if vector >= u64::from(PIC_VECTOR_BASE) => {
+            crate::timer::on_other_irq(vector as u8);
+            frame
+        }
+        _ => kernel_fault(trap),
     }
-    frame
 }
 
-fn exception(trap: &mut TrapFrame) {
-    // Later work sends faults from ring 3 to the process manager; until then
-    // every exception is a kernel fault.
-    kernel_fault(trap)
+/// An exception in ring 3: the process dies, the kernel goes on.
+fn user_fault(frame: *mut TrapFrame) -> *mut TrapFrame {
+    // SAFETY: the frame the stub just pushed.
+    let trap = unsafe { &*frame };
+    let address = (trap.vector == 14).then(|| Cr2::read_raw());
+    let name = exception_name(trap.vector);
+    crate::process::kill_current(frame, name, address)
 }
 
 /// Reports a fault in the kernel and exits QEMU with the failure code.

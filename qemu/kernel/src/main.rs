@@ -13,15 +13,23 @@
 // built before it; keep them compiled and checked.
 #![allow(dead_code)]
 
+mod address_space;
 mod boot;
+mod cpu_features;
+mod elf;
 mod exit;
 mod gdt;
+mod host;
 mod initrd;
 mod interrupts;
+mod ipc_calls;
 mod memory;
+mod process;
+mod programs;
 mod pvh;
 mod scenarios;
 mod serial;
+mod syscall;
 mod timer;
 
 use core::fmt;
@@ -89,7 +97,14 @@ extern "C" fn kernel_entry(start_info: u32) -> ! {
     let scenario = scenarios::find(&scenario_argument);
     SCENARIO.call_once(|| scenario.map_or("unknown", |scenario| scenario.name));
     memory::drop_identity_map();
-    let frames_at_boot = memory::init(&boot);
+    memory::init(&boot);
+    address_space::init();
+    if let Some(module) = boot.modules.first() {
+        programs::init(initrd::module_bytes(module));
+    }
+    syscall::init();
+    cpu_features::enable();
+    let frames_at_boot = memory::frame_stats();
     timer::init();
     x86_64::instructions::interrupts::enable();
 

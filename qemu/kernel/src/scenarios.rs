@@ -12,6 +12,7 @@ use x86_64::VirtAddr;
 use x86_64::structures::paging::{Mapper, Page, PageTableFlags, Size4KiB};
 
 use crate::memory::{self, FRAME_SIZE, phys_to_virt};
+use crate::process::SystemView;
 use crate::{Kernel, check, fail, initrd, interrupts, pass, println, timer};
 
 /// A named boot scenario.
@@ -52,6 +53,21 @@ pub static ALL: &[Scenario] = &[
         run: modules,
     },
     Scenario {
+        name: "processes",
+        about: "init spawns two programs that run side by side and collects their exit codes",
+        run: |_| user("processes"),
+    },
+    Scenario {
+        name: "isolation",
+        about: "eleven kinds of user fault each kill only the faulting process",
+        run: |_| user("isolation"),
+    },
+    Scenario {
+        name: "bad-arguments",
+        about: "bad pointers and lengths in system calls get errors, never a crash",
+        run: |_| user("bad-arguments"),
+    },
+    Scenario {
         name: "fault-page",
         about: "MUST FAIL: the kernel reads an unmapped address",
         run: fault_page,
@@ -82,6 +98,49 @@ pub static ALL: &[Scenario] = &[
         run: fault_no_verdict,
     },
 ];
+
+/// Runs `init` with `test` as its argument; the scenario passes if init
+/// exits with 0 and nothing leaked.
+fn user(test: &str) -> ! {
+    crate::process::run_root("init", test)
+}
+
+/// Called when the scenario's root process exits: judges the scenario.
+pub fn root_exited(view: SystemView, name: &str, code: u32) -> ! {
+    println!("kernel: {name} exited with code {code}");
+    check!(code == 0, "{name} exited with code {code}");
+    let live = view.processes.live();
+    check!(
+        live == 0,
+        "{live} processes still running after {name} exited"
+    );
+    let usage = view.ipc.usage();
+    check!(
+        usage == kipc::Usage::default(),
+        "kipc objects leaked: {usage:?}"
+    );
+    let before = crate::process::FRAMES_BEFORE_ROOT.load(core::sync::atomic::Ordering::Relaxed);
+    let after = memory::frame_stats().free;
+    check!(
+        after == before,
+        "frames leaked: {before} free before the scenario, {after} after"
+    );
+    let counters = &crate::process::COUNTERS;
+    let (smep, smap) = crate::cpu_features::protections();
+    println!(
+        "kernel: no leaks ({after} frames free, no kipc objects); {} system calls, {} context switches, {} processes killed; SMEP {}, SMAP {}",
+        counters
+            .syscalls
+            .load(core::sync::atomic::Ordering::Relaxed),
+        counters
+            .context_switches
+            .load(core::sync::atomic::Ordering::Relaxed),
+        counters.killed.load(core::sync::atomic::Ordering::Relaxed),
+        if smep { "on" } else { "off" },
+        if smap { "on" } else { "off" },
+    );
+    pass()
+}
 
 /// Looks a scenario up by name.
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -150,7 +209,10 @@ fn check_memory(kernel: &Kernel) {
         *slot = frame.as_u64();
     }
     for (index, &frame) in frames.iter().enumerate() {
-        check!(frame.is_multiple_of(FRAME_SIZE), "frame {frame:#x} not aligned");
+        check!(
+            frame.is_multiple_of(FRAME_SIZE),
+            "frame {frame:#x} not aligned"
+        );
         check!(
             frame >= memory::kernel_physical_end(),
             "frame {frame:#x} inside the kernel image"

@@ -1,0 +1,1 @@
+//! Wrappers for the kipc system calls.

@@ -1,0 +1,703 @@
+//! The façade: [`Ipc`] owns every object table and every process's handle table, and
+//! exposes one method per system call.
+//!
+//! This file holds what all mechanisms share — processes, handles, reference counting,
+//! waiter bookkeeping, the ledger and the resource-usage snapshot. The system calls of each
+//! mechanism live in the file named after it (`pipe.rs`, `mailbox.rs`, ...), as further
+//! `impl Ipc` blocks.
+//!
+//! Every system call has the shape
+//!
+//! ```text
+//! fn operation(&mut self, caller: ProcessId, arguments..., host: &mut H) -> Result<T, Error>
+//! ```
+//!
+//! where calls that may wait return `Result<Outcome<T>, Error>` (see [`crate::wait`]).
+//! `Ipc::new` is a `const fn`, so the whole façade can sit in a
+//! `static IPC: spin::Mutex<DefaultIpc>` without ever passing through the stack.
+
+use crate::accounting::{Direction, Ledger, Mechanism};
+use crate::error::Error;
+use crate::fifo::Fifo;
+use crate::handle::{Handle, HandleTable};
+use crate::host::{Clock, Host, ProcessId, UserMemory};
+use crate::mailbox::Mailbox;
+use crate::mqueue::MessageQueue;
+use crate::notification::Notification;
+use crate::object::{Capability, ObjectKind, ObjectRef, Table};
+use crate::pipe::Pipe;
+use crate::rights::Rights;
+use crate::semaphore::Semaphore;
+use crate::shm::{Mapping, Region};
+use crate::umem::UserSlice;
+use crate::wait::{Blocking, Outcome, WaitOn, WaitRecord, Wake, Wakeup};
+use crate::{MAX_MAPPINGS, MAX_MESSAGE_HANDLES};
+
+/// One process's kernel-side IPC state.
+pub(crate) struct Process<const HANDLES: usize> {
+    pub(crate) generation: u32,
+    pub(crate) live: bool,
+    pub(crate) handles: HandleTable<Capability, HANDLES>,
+    pub(crate) wait: Option<WaitRecord>,
+}
+
+/// The IPC core: object tables, per-process handle tables, waiters and the copy ledger.
+///
+/// Capacities are const generics:
+///
+/// * `PROCESSES` — process slots;
+/// * `HANDLES` — handle slots per process;
+/// * `OBJECTS` — slots per object kind (mailboxes, pipes, FIFO names, message queues,
+///   regions, semaphores, notifications each get this many);
+/// * `PAYLOAD` — the largest mailbox message and the largest message-queue message;
+/// * `PIPE_CAPACITY` — bytes buffered per pipe (a power of two).
+///
+/// Fixed limits shared by every configuration are the crate-level constants
+/// ([`crate::MAILBOX_DEPTH`], [`crate::PIPE_ATOMIC`], ...). [`DefaultIpc`] is the
+/// configuration of the demo kernel.
+pub struct Ipc<
+    const PROCESSES: usize,
+    const HANDLES: usize,
+    const OBJECTS: usize,
+    const PAYLOAD: usize,
+    const PIPE_CAPACITY: usize,
+> {
+    pub(crate) processes: [Process<HANDLES>; PROCESSES],
+    pub(crate) mailboxes: Table<Mailbox<PAYLOAD>, OBJECTS>,
+    pub(crate) pipes: Table<Pipe<PIPE_CAPACITY>, OBJECTS>,
+    pub(crate) fifos: Table<Fifo, OBJECTS>,
+    pub(crate) queues: Table<MessageQueue<PAYLOAD>, OBJECTS>,
+    pub(crate) regions: Table<Region, OBJECTS>,
+    pub(crate) semaphores: Table<Semaphore, OBJECTS>,
+    pub(crate) notifications: Table<Notification, OBJECTS>,
+    pub(crate) mappings: heapless::Vec<Mapping, MAX_MAPPINGS>,
+    pub(crate) ledger: Ledger<PROCESSES>,
+    wait_sequence: u64,
+    pub(crate) next_token: u64,
+}
+
+/// The demo kernel's configuration: 16 processes, 64 handles each, 16 objects of each
+/// kind, 256-byte messages, 4 KiB pipes.
+pub type DefaultIpc = Ipc<16, 64, 16, 256, 4096>;
+
+/// What a handle refers to and what it allows (see [`Ipc::handle_info`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandleInfo {
+    /// The kind of object.
+    pub kind: ObjectKind,
+    /// The handle's rights.
+    pub rights: Rights,
+    /// The badge (mailbox send handles; 0 otherwise).
+    pub badge: u64,
+}
+
+/// A snapshot of resource usage, for leak checks (see [`Ipc::usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Live processes.
+    pub processes: usize,
+    /// Handles in all handle tables.
+    pub handles: usize,
+    /// Live mailboxes.
+    pub mailboxes: usize,
+    /// Live pipes (including FIFO pipes).
+    pub pipes: usize,
+    /// Registered FIFO names.
+    pub fifos: usize,
+    /// Live message queues (linked or still open).
+    pub message_queues: usize,
+    /// Live shared regions (including loaned pages).
+    pub regions: usize,
+    /// Live semaphores.
+    pub semaphores: usize,
+    /// Live notifications.
+    pub notifications: usize,
+    /// Physical frames held by regions.
+    pub frames_held: usize,
+    /// Region mappings in all address spaces.
+    pub mappings: usize,
+    /// Pages mapped through those mappings.
+    pub mapped_pages: usize,
+    /// Messages buffered in mailboxes and message queues.
+    pub queued_messages: usize,
+    /// Handles travelling inside buffered mailbox messages.
+    pub handles_in_flight: usize,
+    /// Processes currently recorded as waiting.
+    pub waiters: usize,
+}
+
+impl<
+    const PROCESSES: usize,
+    const HANDLES: usize,
+    const OBJECTS: usize,
+    const PAYLOAD: usize,
+    const PIPE_CAPACITY: usize,
+> Default for Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<
+    const PROCESSES: usize,
+    const HANDLES: usize,
+    const OBJECTS: usize,
+    const PAYLOAD: usize,
+    const PIPE_CAPACITY: usize,
+> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+{
+    /// An empty IPC core: no processes, no objects, a zeroed ledger.
+    pub const fn new() -> Self {
+        const { assert!(PROCESSES <= u16::MAX as usize, "at most 65535 processes") };
+        Ipc {
+            processes: [const {
+                Process { generation: 0, live: false, handles: HandleTable::new(), wait: None }
+            }; PROCESSES],
+            mailboxes: Table::new(),
+            pipes: Table::new(),
+            fifos: Table::new(),
+            queues: Table::new(),
+            regions: Table::new(),
+            semaphores: Table::new(),
+            notifications: Table::new(),
+            mappings: heapless::Vec::new(),
+            ledger: Ledger::new(),
+            wait_sequence: 0,
+            next_token: 1,
+        }
+    }
+
+    // ------------------------------------------------------------------ processes
+
+    /// Registers a new process and returns its id (fails with [`Error::OutOfProcesses`]).
+    pub fn process_create(&mut self) -> Result<ProcessId, Error> {
+        let slot = self.processes.iter().position(|p| !p.live).ok_or(Error::OutOfProcesses)?;
+        let process = &mut self.processes[slot];
+        process.generation = process.generation.wrapping_add(1);
+        process.live = true;
+        process.wait = None;
+        let id = ProcessId::new(slot, process.generation);
+        self.ledger.begin_process(id);
+        Ok(id)
+    }
+
+    /// Whether `process` is a live process.
+    pub fn is_alive(&self, process: ProcessId) -> bool {
+        self.process(process).is_ok()
+    }
+
+    /// Tears a process down: cancels its wait, closes all its handles (peers see
+    /// `PeerClosed`, end of file or `BrokenPipe` and are woken), removes its region mappings
+    /// through the host's address-space trait, and frees its slot.
+    pub fn process_exit<H: Host>(&mut self, process: ProcessId, host: &mut H) -> Result<(), Error> {
+        self.process_mut(process)?.wait = None;
+        while let Some(capability) = self.process_mut(process)?.handles.take_any() {
+            self.release(capability, host);
+        }
+        while let Some(index) = self.mappings.iter().position(|m| m.process == process) {
+            let mapping = self.mappings.swap_remove(index);
+            self.remove_mapping(mapping, host);
+        }
+        let slot = self.process_mut(process)?;
+        slot.live = false;
+        slot.wait = None;
+        Ok(())
+    }
+
+    /// Cancels the recorded wait of `process`, if any (e.g. to deliver a signal). Returns
+    /// whether there was one. No wake-up is reported: the host decides what the cancelled
+    /// call returns (typically [`Error::Cancelled`]).
+    pub fn cancel_wait(&mut self, process: ProcessId) -> Result<bool, Error> {
+        Ok(self.process_mut(process)?.wait.take().is_some())
+    }
+
+    /// Whether `process` is recorded as waiting.
+    pub fn is_waiting(&self, process: ProcessId) -> bool {
+        self.process(process).map(|p| p.wait.is_some()).unwrap_or(false)
+    }
+
+    /// Ends every wait whose deadline is at or before `now`, reporting each as
+    /// `Wakeup::Failed(Error::TimedOut)`. Returns how many expired. The host must call this
+    /// when time passes (at the latest at [`Ipc::next_deadline`]).
+    pub fn expire<W: Wake + ?Sized>(&mut self, now: u64, wake: &mut W) -> usize {
+        let mut expired = 0;
+        for (slot, process) in self.processes.iter_mut().enumerate() {
+            if !process.live {
+                continue;
+            }
+            if let Some(WaitRecord { deadline: Some(deadline), .. }) = process.wait {
+                if deadline <= now {
+                    process.wait = None;
+                    expired += 1;
+                    wake.wake(
+                        ProcessId::new(slot, process.generation),
+                        Wakeup::Failed(Error::TimedOut),
+                    );
+                }
+            }
+        }
+        expired
+    }
+
+    /// The earliest deadline of any waiter, so the host can program its timer.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.processes
+            .iter()
+            .filter(|p| p.live)
+            .filter_map(|p| p.wait.and_then(|w| w.deadline))
+            .min()
+    }
+
+    // ------------------------------------------------------------------ handles
+
+    /// Closes `handle`, dropping its reference to the object (which is destroyed when the
+    /// last reference goes; peers are woken as needed).
+    pub fn handle_close<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        handle: Handle,
+        host: &mut H,
+    ) -> Result<(), Error> {
+        let capability = self.process_mut(caller)?.handles.remove(handle)?;
+        self.release(capability, host);
+        Ok(())
+    }
+
+    /// Makes a second handle to the same object with `rights`, which must be a subset of
+    /// the original's. Needs [`Rights::DUPLICATE`].
+    pub fn handle_duplicate(
+        &mut self,
+        caller: ProcessId,
+        handle: Handle,
+        rights: Rights,
+    ) -> Result<Handle, Error> {
+        let capability = self.capability(caller, handle)?;
+        if !capability.rights.allows(Rights::DUPLICATE) || !capability.rights.allows(rights) {
+            return Err(Error::PermissionDenied);
+        }
+        self.install_new(caller, Capability { rights, ..capability })
+    }
+
+    /// Privileged (not a system call): gives process `to` a new handle to the object behind
+    /// `from`'s `handle`, with `rights` (a subset of the original's). Used by the kernel to
+    /// hand initial handles to a process it starts. Reply handles cannot be granted.
+    pub fn handle_grant(
+        &mut self,
+        from: ProcessId,
+        handle: Handle,
+        to: ProcessId,
+        rights: Rights,
+    ) -> Result<Handle, Error> {
+        let capability = self.capability(from, handle)?;
+        if capability.object.kind() == ObjectKind::Reply {
+            return Err(Error::InvalidArgument);
+        }
+        if !capability.rights.allows(rights) {
+            return Err(Error::PermissionDenied);
+        }
+        self.process(to)?;
+        self.install_new(to, Capability { rights, ..capability })
+    }
+
+    /// What `handle` refers to, its rights and badge.
+    pub fn handle_info(&self, caller: ProcessId, handle: Handle) -> Result<HandleInfo, Error> {
+        let capability = self.capability(caller, handle)?;
+        Ok(HandleInfo {
+            kind: capability.object.kind(),
+            rights: capability.rights,
+            badge: capability.badge,
+        })
+    }
+
+    // ------------------------------------------------------------------ ledger
+
+    /// The copy ledger.
+    pub fn ledger(&self) -> &Ledger<PROCESSES> {
+        &self.ledger
+    }
+
+    /// A copy of the ledger as it is now.
+    pub fn ledger_snapshot(&self) -> Ledger<PROCESSES> {
+        self.ledger.clone()
+    }
+
+    /// Zeroes the ledger to start a new experiment.
+    pub fn ledger_reset(&mut self) {
+        self.ledger.reset();
+    }
+
+    /// Records a copy the host made itself (for example inside its file system).
+    pub fn account(
+        &mut self,
+        process: ProcessId,
+        mechanism: Mechanism,
+        direction: Direction,
+        bytes: usize,
+    ) {
+        self.ledger.record(process, mechanism, direction, bytes);
+    }
+
+    /// For the host's own services: copies `source` to `destination` in `process` through
+    /// the host's user-memory trait and counts it under `mechanism` (e.g.
+    /// [`Mechanism::File`] when a file system read fills a user buffer).
+    pub fn copy_to_user_accounted<M: UserMemory + ?Sized>(
+        &mut self,
+        memory: &mut M,
+        process: ProcessId,
+        mechanism: Mechanism,
+        destination: UserSlice,
+        source: &[u8],
+    ) -> Result<(), Error> {
+        self.ledger.copy_out(memory, process, mechanism, destination, source)
+    }
+
+    /// For the host's own services: copies `source` in `process` into `destination` and
+    /// counts it under `mechanism` (e.g. a file system write).
+    pub fn copy_from_user_accounted<M: UserMemory + ?Sized>(
+        &mut self,
+        memory: &mut M,
+        process: ProcessId,
+        mechanism: Mechanism,
+        source: UserSlice,
+        destination: &mut [u8],
+    ) -> Result<(), Error> {
+        self.ledger.copy_in(memory, process, mechanism, source, destination)
+    }
+
+    /// Counts live objects, handles, frames and mappings, for leak checks.
+    pub fn usage(&self) -> Usage {
+        let live = self.processes.iter().filter(|p| p.live);
+        Usage {
+            processes: live.clone().count(),
+            handles: live.clone().map(|p| p.handles.len()).sum(),
+            waiters: live.filter(|p| p.wait.is_some()).count(),
+            mailboxes: self.mailboxes.live_count(),
+            pipes: self.pipes.live_count(),
+            fifos: self.fifos.live_count(),
+            message_queues: self.queues.live_count(),
+            regions: self.regions.live_count(),
+            semaphores: self.semaphores.live_count(),
+            notifications: self.notifications.live_count(),
+            frames_held: self.regions.iter_live().map(|(_, r)| r.frames.len()).sum(),
+            mappings: self.mappings.len(),
+            mapped_pages: self.mappings.iter().map(|m| m.pages).sum(),
+            queued_messages: self.mailboxes.iter_live().map(|(_, m)| m.queued()).sum::<usize>()
+                + self.queues.iter_live().map(|(_, q)| q.queued()).sum::<usize>(),
+            handles_in_flight: self.mailboxes.iter_live().map(|(_, m)| m.handles_in_flight()).sum(),
+        }
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    pub(crate) fn process(&self, process: ProcessId) -> Result<&Process<HANDLES>, Error> {
+        self.processes
+            .get(process.slot())
+            .filter(|p| p.live && p.generation == process.generation())
+            .ok_or(Error::NoSuchProcess)
+    }
+
+    pub(crate) fn process_mut(
+        &mut self,
+        process: ProcessId,
+    ) -> Result<&mut Process<HANDLES>, Error> {
+        self.processes
+            .get_mut(process.slot())
+            .filter(|p| p.live && p.generation == process.generation())
+            .ok_or(Error::NoSuchProcess)
+    }
+
+    /// The capability behind `handle` in `caller`'s table.
+    pub(crate) fn capability(&self, caller: ProcessId, handle: Handle) -> Result<Capability, Error> {
+        Ok(*self.process(caller)?.handles.get(handle)?)
+    }
+
+    /// The capability behind `handle`, checked for kind and rights.
+    pub(crate) fn lookup(
+        &self,
+        caller: ProcessId,
+        handle: Handle,
+        kind: ObjectKind,
+        needed: Rights,
+    ) -> Result<Capability, Error> {
+        let capability = self.capability(caller, handle)?;
+        if capability.object.kind() != kind {
+            return Err(Error::WrongObjectKind);
+        }
+        if !capability.rights.allows(needed) {
+            return Err(Error::PermissionDenied);
+        }
+        Ok(capability)
+    }
+
+    /// Fails with [`Error::OutOfHandles`] unless `process` has `count` free handle slots.
+    pub(crate) fn reserve_handles(&self, process: ProcessId, count: usize) -> Result<(), Error> {
+        if self.process(process)?.handles.free() < count {
+            return Err(Error::OutOfHandles);
+        }
+        Ok(())
+    }
+
+    /// Installs a capability that is a *new* reference (counted).
+    pub(crate) fn install_new(
+        &mut self,
+        process: ProcessId,
+        capability: Capability,
+    ) -> Result<Handle, Error> {
+        let handle = self.process_mut(process)?.handles.insert(capability)?;
+        self.acquire(capability);
+        Ok(handle)
+    }
+
+    /// Installs a capability that *moves* from elsewhere (its reference travels with it).
+    pub(crate) fn install_moved(
+        &mut self,
+        process: ProcessId,
+        capability: Capability,
+    ) -> Result<Handle, Error> {
+        self.process_mut(process)?.handles.insert(capability)
+    }
+
+    /// Checks a list of handles to transfer: each present, with `TRANSFER`, no repeats.
+    pub(crate) fn transfers(
+        &self,
+        caller: ProcessId,
+        handles: &[Handle],
+    ) -> Result<heapless::Vec<Capability, MAX_MESSAGE_HANDLES>, Error> {
+        if handles.len() > MAX_MESSAGE_HANDLES {
+            return Err(Error::InvalidArgument);
+        }
+        let mut capabilities = heapless::Vec::new();
+        for (i, handle) in handles.iter().enumerate() {
+            if handles[..i].contains(handle) {
+                return Err(Error::InvalidArgument);
+            }
+            let capability = self.capability(caller, *handle)?;
+            if !capability.rights.allows(Rights::TRANSFER) {
+                return Err(Error::PermissionDenied);
+            }
+            capabilities.push(capability).map_err(|_| Error::InvalidArgument)?;
+        }
+        Ok(capabilities)
+    }
+
+    /// Removes already-checked handles from `caller`'s table (their references move on).
+    pub(crate) fn take_transfers(&mut self, caller: ProcessId, handles: &[Handle]) {
+        if let Ok(process) = self.process_mut(caller) {
+            for handle in handles {
+                let _ = process.handles.remove(*handle);
+            }
+        }
+    }
+
+    /// Installs moved capabilities into `process` (free slots checked beforehand).
+    pub(crate) fn install_transfers(
+        &mut self,
+        process: ProcessId,
+        capabilities: &[Capability],
+    ) -> heapless::Vec<Handle, MAX_MESSAGE_HANDLES> {
+        let mut handles = heapless::Vec::new();
+        for capability in capabilities {
+            if let Ok(handle) = self.install_moved(process, *capability) {
+                let _ = handles.push(handle);
+            }
+        }
+        handles
+    }
+
+    /// Counts a new reference to the object behind `capability`.
+    pub(crate) fn acquire(&mut self, capability: Capability) {
+        match capability.object {
+            ObjectRef::Mailbox(key) => self.mailbox_acquired(key, capability.rights),
+            ObjectRef::Pipe(key) => self.pipe_acquired(key, capability.rights),
+            ObjectRef::MessageQueue(key) => {
+                if let Some(slot) = self.queues.slot_mut(key) {
+                    slot.references += 1;
+                }
+            }
+            ObjectRef::Region(key) => {
+                if let Some(slot) = self.regions.slot_mut(key) {
+                    slot.references += 1;
+                }
+            }
+            ObjectRef::Semaphore(key) => {
+                if let Some(slot) = self.semaphores.slot_mut(key) {
+                    slot.references += 1;
+                }
+            }
+            ObjectRef::Notification(key) => {
+                if let Some(slot) = self.notifications.slot_mut(key) {
+                    slot.references += 1;
+                }
+            }
+            ObjectRef::Reply { .. } => {}
+        }
+    }
+
+    /// Drops one reference; destroys the object when it was the last.
+    pub(crate) fn release<H: Host>(&mut self, capability: Capability, host: &mut H) {
+        match capability.object {
+            ObjectRef::Mailbox(key) => self.mailbox_released(key, capability.rights, host),
+            ObjectRef::Pipe(key) => self.pipe_released(key, capability.rights, host),
+            ObjectRef::MessageQueue(key) => self.queue_released(key),
+            ObjectRef::Region(key) => self.region_released(key, host),
+            ObjectRef::Semaphore(key) => self.semaphore_released(key, host),
+            ObjectRef::Notification(key) => self.notification_released(key, host),
+            ObjectRef::Reply { caller, token } => self.reply_released(caller, token, host),
+        }
+    }
+
+    /// Records `caller` as waiting on `on`, or fails for non-blocking calls and passed
+    /// deadlines.
+    pub(crate) fn block<T, C: Clock + ?Sized>(
+        &mut self,
+        caller: ProcessId,
+        on: WaitOn,
+        blocking: Blocking,
+        clock: &C,
+    ) -> Result<Outcome<T>, Error> {
+        match blocking {
+            Blocking::NonBlocking => return Err(Error::WouldBlock),
+            Blocking::Until(deadline) if clock.now() >= deadline => return Err(Error::TimedOut),
+            _ => {}
+        }
+        self.record_wait(caller, on, blocking.deadline())?;
+        Ok(Outcome::Blocked)
+    }
+
+    /// Records `caller` as waiting on `on` until `deadline`, unconditionally.
+    pub(crate) fn record_wait(
+        &mut self,
+        caller: ProcessId,
+        on: WaitOn,
+        deadline: Option<u64>,
+    ) -> Result<(), Error> {
+        let sequence = self.wait_sequence;
+        self.wait_sequence += 1;
+        self.process_mut(caller)?.wait = Some(WaitRecord { on, deadline, sequence });
+        Ok(())
+    }
+
+    /// The longest-waiting process whose wait matches.
+    pub(crate) fn oldest_waiter(
+        &self,
+        matches: impl Fn(&WaitOn) -> bool,
+    ) -> Option<(ProcessId, WaitOn)> {
+        self.processes
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.live)
+            .filter_map(|(slot, p)| p.wait.map(|w| (slot, p.generation, w)))
+            .filter(|(_, _, w)| matches(&w.on))
+            .min_by_key(|(_, _, w)| w.sequence)
+            .map(|(slot, generation, w)| (ProcessId::new(slot, generation), w.on))
+    }
+
+    /// Clears `process`'s wait and reports `wakeup` for it.
+    pub(crate) fn finish_wait<W: Wake + ?Sized>(
+        &mut self,
+        process: ProcessId,
+        wakeup: Wakeup,
+        wake: &mut W,
+    ) {
+        if let Ok(p) = self.process_mut(process) {
+            if p.wait.take().is_some() {
+                wake.wake(process, wakeup);
+            }
+        }
+    }
+
+    /// Ends every matching wait (oldest first) with `wakeup`.
+    pub(crate) fn wake_all<W: Wake + ?Sized>(
+        &mut self,
+        wakeup: Wakeup,
+        wake: &mut W,
+        matches: impl Fn(&WaitOn) -> bool,
+    ) {
+        while let Some((process, _)) = self.oldest_waiter(&matches) {
+            self.finish_wait(process, wakeup.clone(), wake);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{TestHost, TestIpc};
+    use crate::*;
+
+    #[test]
+    fn processes_have_generations() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        ipc.process_exit(a, &mut host).unwrap();
+        let b = ipc.process_create().unwrap();
+        assert_eq!(a.slot(), b.slot());
+        assert_ne!(a, b);
+        assert!(!ipc.is_alive(a));
+        assert_eq!(ipc.semaphore_create(a, 0), Err(Error::NoSuchProcess));
+        assert_eq!(ipc.process_exit(a, &mut host), Err(Error::NoSuchProcess));
+    }
+
+    #[test]
+    fn process_table_exhaustion_is_an_error() {
+        let mut ipc = TestIpc::new();
+        for _ in 0..4 {
+            ipc.process_create().unwrap();
+        }
+        assert_eq!(ipc.process_create(), Err(Error::OutOfProcesses));
+    }
+
+    #[test]
+    fn duplicate_only_reduces_rights() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let s = ipc.semaphore_create(a, 0).unwrap();
+        let weak = ipc.handle_duplicate(a, s, Rights::WAIT).unwrap();
+        assert_eq!(ipc.handle_info(a, weak).unwrap().rights, Rights::WAIT);
+        assert_eq!(ipc.handle_duplicate(a, weak, Rights::WAIT), Err(Error::PermissionDenied));
+        assert_eq!(ipc.semaphore_post(a, weak, &mut host), Err(Error::PermissionDenied));
+        let m = ipc.mailbox_create(a).unwrap();
+        assert_eq!(ipc.semaphore_post(a, m, &mut host), Err(Error::WrongObjectKind));
+        ipc.handle_close(a, s, &mut host).unwrap();
+        assert_eq!(ipc.handle_close(a, s, &mut host), Err(Error::StaleHandle));
+        assert_eq!(ipc.usage().semaphores, 1, "the duplicate keeps it alive");
+        ipc.handle_close(a, weak, &mut host).unwrap();
+        assert_eq!(ipc.usage().semaphores, 0);
+    }
+
+    #[test]
+    fn handle_table_exhaustion_is_an_error() {
+        let mut ipc = TestIpc::new();
+        let a = ipc.process_create().unwrap();
+        for _ in 0..4 {
+            ipc.notification_create(a).unwrap();
+        }
+        assert_eq!(ipc.notification_create(a), Err(Error::OutOfObjects));
+        for _ in 0..4 {
+            ipc.semaphore_create(a, 1).unwrap();
+        }
+        assert_eq!(ipc.mailbox_create(a), Err(Error::OutOfHandles));
+        assert_eq!(ipc.usage().mailboxes, 0, "the failed create left no object behind");
+        assert_eq!(ipc.usage().handles, 8);
+    }
+
+    #[test]
+    fn expire_reports_timeouts() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let s = ipc.semaphore_create(a, 0).unwrap();
+        assert!(ipc.semaphore_wait(a, s, Blocking::Until(10), &mut host).unwrap().is_blocked());
+        assert_eq!(ipc.next_deadline(), Some(10));
+        assert_eq!(ipc.expire(9, &mut host), 0);
+        assert_eq!(ipc.expire(10, &mut host), 1);
+        assert_eq!(host.wakes, [(a, Wakeup::Failed(Error::TimedOut))]);
+        host.now = 11;
+        assert_eq!(ipc.semaphore_wait(a, s, Blocking::Until(10), &mut host), Err(Error::TimedOut));
+        assert!(ipc.semaphore_wait(a, s, Blocking::Forever, &mut host).unwrap().is_blocked());
+        assert!(ipc.cancel_wait(a).unwrap());
+        assert!(!ipc.cancel_wait(a).unwrap());
+    }
+}

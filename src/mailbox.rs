@@ -1,0 +1,647 @@
+//! Mailboxes (endpoints): bounded queues of small messages that can carry handles.
+//!
+//! A mailbox holds up to [`MAILBOX_DEPTH`](crate::MAILBOX_DEPTH) messages. A message is a
+//! payload of at most `PAYLOAD` bytes plus up to
+//! [`MAX_MESSAGE_HANDLES`](crate::MAX_MESSAGE_HANDLES) handles, moved (not copied) from
+//! the sender's handle table to the receiver's. Handles with [`Rights::READ`] receive,
+//! handles with [`Rights::WRITE`] send. A send handle may be *minted* with a badge
+//! ([`Ipc::mailbox_mint`]); every message sent through it carries the badge, so a server
+//! can tell its clients apart without trusting what they write.
+//!
+//! # The state machine (after seL4's endpoints)
+//!
+//! * **Receivers waiting** — a receive found the mailbox empty and recorded its user buffer.
+//!   The next send copies the payload *straight* from the sender's buffer into that
+//!   buffer: one user→user copy, no kernel buffering, as L4 and seL4 do. The receiver is
+//!   woken with [`Wakeup::Completed`]. (If its buffer is too small or its handle table too
+//!   full, it is woken to retry instead and the message is buffered.)
+//! * **Messages buffered** — no receiver was waiting: the payload is copied user→kernel
+//!   into the mailbox, and later kernel→user by the receive. Two copies.
+//! * **Full** — a send blocks (or fails with `WouldBlock`) until a receive frees a slot;
+//!   blocked senders are woken to retry.
+//!
+//! # Call and reply
+//!
+//! [`Ipc::mailbox_call`] sends a message that carries a fresh one-shot *reply handle* and
+//! then waits. The receiver gets the reply handle with the message and answers with
+//! [`Ipc::mailbox_reply`], which copies the answer straight into the caller's reply
+//! buffer (the caller is always waiting) and consumes the handle. Dropping the reply
+//! handle unanswered wakes the caller with [`Error::PeerClosed`].
+//!
+//! # Closing
+//!
+//! When the last receiving handle closes, buffered messages are discarded (the handles
+//! inside them are closed, never leaked) and blocked and later senders get
+//! [`Error::PeerClosed`]. In-flight handles count as handles: a mailbox's own receive
+//! handle sitting in its own queue keeps it open (as in Unix, such cycles are the
+//! program's business).
+
+use crate::accounting::Mechanism;
+use crate::error::Error;
+use crate::handle::Handle;
+use crate::host::{Host, ProcessId};
+use crate::kernel::Ipc;
+use crate::object::{Capability, Key, Object, ObjectKind, ObjectRef};
+use crate::rights::Rights;
+use crate::umem::UserSlice;
+use crate::wait::{Blocking, Completion, Outcome, Received, WaitOn, Wakeup};
+use crate::{MAILBOX_DEPTH, MAX_MESSAGE_HANDLES};
+
+/// One buffered message.
+pub(crate) struct Message<const PAYLOAD: usize> {
+    length: usize,
+    badge: u64,
+    capabilities: heapless::Vec<Capability, MAX_MESSAGE_HANDLES>,
+    /// For calls: who waits for the reply, and the token of that call.
+    reply: Option<(ProcessId, u64)>,
+    data: [u8; PAYLOAD],
+}
+
+impl<const PAYLOAD: usize> Message<PAYLOAD> {
+    const EMPTY: Self = Message {
+        length: 0,
+        badge: 0,
+        capabilities: heapless::Vec::new(),
+        reply: None,
+        data: [0; PAYLOAD],
+    };
+}
+
+/// What is left of a message once its payload has been delivered or discarded.
+struct Envelope {
+    length: usize,
+    badge: u64,
+    capabilities: heapless::Vec<Capability, MAX_MESSAGE_HANDLES>,
+    reply: Option<(ProcessId, u64)>,
+}
+
+/// A mailbox: a ring of message slots plus counts of receive and send handles.
+pub(crate) struct Mailbox<const PAYLOAD: usize> {
+    messages: [Message<PAYLOAD>; MAILBOX_DEPTH],
+    head: usize,
+    count: usize,
+    receivers: u32,
+    senders: u32,
+}
+
+impl<const PAYLOAD: usize> Object for Mailbox<PAYLOAD> {
+    const EMPTY: Self = Mailbox {
+        messages: [const { Message::EMPTY }; MAILBOX_DEPTH],
+        head: 0,
+        count: 0,
+        receivers: 0,
+        senders: 0,
+    };
+}
+
+impl<const PAYLOAD: usize> Mailbox<PAYLOAD> {
+    fn reset(&mut self) {
+        self.head = 0;
+        self.count = 0;
+        self.receivers = 0;
+        self.senders = 0;
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.count
+    }
+
+    pub(crate) fn handles_in_flight(&self) -> usize {
+        (0..self.count)
+            .map(|i| {
+                let m = &self.messages[(self.head + i) % MAILBOX_DEPTH];
+                m.capabilities.len() + usize::from(m.reply.is_some())
+            })
+            .sum()
+    }
+
+    fn front(&self) -> Option<&Message<PAYLOAD>> {
+        (self.count > 0).then(|| &self.messages[self.head])
+    }
+
+    /// The free slot at the tail (the caller fills it, then calls `commit_back`).
+    fn back_mut(&mut self) -> Option<&mut Message<PAYLOAD>> {
+        (self.count < MAILBOX_DEPTH).then(|| &mut self.messages[(self.head + self.count) % MAILBOX_DEPTH])
+    }
+
+    fn commit_back(&mut self) {
+        self.count += 1;
+    }
+
+    fn pop_front(&mut self) -> Option<Envelope> {
+        if self.count == 0 {
+            return None;
+        }
+        let message = &mut self.messages[self.head];
+        let envelope = Envelope {
+            length: message.length,
+            badge: message.badge,
+            capabilities: core::mem::take(&mut message.capabilities),
+            reply: message.reply.take(),
+        };
+        self.head = (self.head + 1) % MAILBOX_DEPTH;
+        self.count -= 1;
+        Some(envelope)
+    }
+}
+
+/// The rights of a new mailbox's handle.
+const MAILBOX_RIGHTS: Rights = Rights::READ
+    .union(Rights::WRITE)
+    .union(Rights::TRANSFER)
+    .union(Rights::DUPLICATE);
+
+/// The rights of a reply handle: answer it, or pass it on.
+const REPLY_RIGHTS: Rights = Rights::WRITE.union(Rights::TRANSFER);
+
+impl<
+    const PROCESSES: usize,
+    const HANDLES: usize,
+    const OBJECTS: usize,
+    const PAYLOAD: usize,
+    const PIPE_CAPACITY: usize,
+> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+{
+    /// Creates a mailbox; the handle has READ, WRITE, TRANSFER and DUPLICATE and no badge.
+    pub fn mailbox_create(&mut self, caller: ProcessId) -> Result<Handle, Error> {
+        self.reserve_handles(caller, 1)?;
+        let (key, mailbox) = self.mailboxes.allocate()?;
+        mailbox.reset();
+        let capability = Capability { object: ObjectRef::Mailbox(key), rights: MAILBOX_RIGHTS, badge: 0 };
+        self.install_new(caller, capability).inspect_err(|_| self.mailboxes.free(key))
+    }
+
+    /// Mints a badged copy of an unbadged mailbox handle, with `rights` (a subset). Needs
+    /// DUPLICATE. Messages sent through the new handle carry `badge`.
+    pub fn mailbox_mint(
+        &mut self,
+        caller: ProcessId,
+        handle: Handle,
+        rights: Rights,
+        badge: u64,
+    ) -> Result<Handle, Error> {
+        let capability = self.lookup(caller, handle, ObjectKind::Mailbox, Rights::DUPLICATE)?;
+        if capability.badge != 0 || !capability.rights.allows(rights) {
+            return Err(Error::PermissionDenied);
+        }
+        self.install_new(caller, Capability { rights, badge, ..capability })
+    }
+
+    /// Sends `payload` and moves `handles` (each needing TRANSFER) through the mailbox.
+    /// Needs WRITE.
+    ///
+    /// Hands the message straight to a waiting receiver when there is one (one user→user
+    /// copy), otherwise buffers it (one user→kernel copy). Fails with
+    /// [`Error::PeerClosed`] when no receiving handle is left, [`Error::MessageTooLarge`]
+    /// above `PAYLOAD` bytes; a full mailbox blocks per `blocking`.
+    pub fn mailbox_send<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        handle: Handle,
+        payload: UserSlice,
+        handles: &[Handle],
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Result<Outcome<()>, Error> {
+        let capability = self.lookup(caller, handle, ObjectKind::Mailbox, Rights::WRITE)?;
+        let ObjectRef::Mailbox(key) = capability.object else {
+            return Err(Error::WrongObjectKind);
+        };
+        self.deliver(caller, key, capability.badge, payload, handles, None, blocking, host)
+    }
+
+    /// Receives the oldest message into `buffer` and its handles into the caller's table.
+    /// Needs READ.
+    ///
+    /// Fails with [`Error::BufferTooSmall`] (message kept) if `buffer` is shorter than the
+    /// message and [`Error::OutOfHandles`] if the handles would not fit. An empty mailbox
+    /// blocks per `blocking`; the recorded buffer lets a later sender hand its message
+    /// over directly, completing this call ([`Completion::Received`]).
+    pub fn mailbox_receive<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        handle: Handle,
+        buffer: UserSlice,
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Result<Outcome<Received>, Error> {
+        let capability = self.lookup(caller, handle, ObjectKind::Mailbox, Rights::READ)?;
+        let ObjectRef::Mailbox(key) = capability.object else {
+            return Err(Error::WrongObjectKind);
+        };
+        let mailbox = self.mailboxes.get(key).ok_or(Error::PeerClosed)?;
+        let Some(message) = mailbox.front() else {
+            return self.block(caller, WaitOn::MailboxReceive { mailbox: key, buffer }, blocking, host);
+        };
+        if buffer.len() < message.length {
+            return Err(Error::BufferTooSmall { needed: message.length });
+        }
+        let needed = message.capabilities.len() + usize::from(message.reply.is_some());
+        self.reserve_handles(caller, needed)?;
+
+        // Second copy of a buffered message: kernel -> receiver.
+        let length = message.length;
+        let destination = buffer.prefix(length);
+        let mailbox = self.mailboxes.get(key).ok_or(Error::PeerClosed)?;
+        self.ledger.copy_out(
+            host,
+            caller,
+            Mechanism::Mailbox,
+            destination,
+            &mailbox.messages[mailbox.head].data[..length],
+        )?;
+
+        let envelope = self
+            .mailboxes
+            .get_mut(key)
+            .and_then(|m| m.pop_front())
+            .ok_or(Error::PeerClosed)?;
+        let received = self.hand_over(caller, envelope);
+        // A slot is free: blocked senders may try again.
+        self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::MailboxSend(key));
+        Ok(Outcome::Done(received))
+    }
+
+    /// Sends like [`Ipc::mailbox_send`] with a fresh one-shot reply handle attached, then
+    /// waits for the answer in `reply_buffer`. Always returns [`Outcome::Blocked`] on
+    /// success; the host resumes the caller on [`Completion::Received`] (the reply), or on
+    /// `Failed(PeerClosed)` if the reply handle was dropped, or `Failed(TimedOut)` after
+    /// `deadline`. If the mailbox is full, the caller is woken to retry the whole call.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mailbox_call<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        handle: Handle,
+        payload: UserSlice,
+        handles: &[Handle],
+        reply_buffer: UserSlice,
+        deadline: Option<u64>,
+        host: &mut H,
+    ) -> Result<Outcome<Received>, Error> {
+        let capability = self.lookup(caller, handle, ObjectKind::Mailbox, Rights::WRITE)?;
+        let ObjectRef::Mailbox(key) = capability.object else {
+            return Err(Error::WrongObjectKind);
+        };
+        let blocking = deadline.map_or(Blocking::Forever, Blocking::Until);
+        let token = self.next_token;
+        let reply = Some((caller, token));
+        match self.deliver(caller, key, capability.badge, payload, handles, reply, blocking, host)? {
+            Outcome::Blocked => Ok(Outcome::Blocked),
+            Outcome::Done(()) => {
+                self.next_token += 1;
+                // The message is out; from now on only the reply wait (and its deadline)
+                // remains. A deadline that has already passed is reported by `expire`.
+                self.record_wait(caller, WaitOn::Reply { token, buffer: reply_buffer }, deadline)?;
+                Ok(Outcome::Blocked)
+            }
+        }
+    }
+
+    /// Answers a call through its reply handle (needs WRITE; the handle is consumed).
+    ///
+    /// The answer is copied straight into the waiting caller's reply buffer (one user→user
+    /// copy) together with `handles`. Fails with [`Error::PeerClosed`] (handle consumed) if
+    /// the caller no longer waits, and with [`Error::MessageTooLarge`] (handle kept) if
+    /// the answer exceeds the caller's buffer or `PAYLOAD`.
+    pub fn mailbox_reply<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        reply: Handle,
+        payload: UserSlice,
+        handles: &[Handle],
+        host: &mut H,
+    ) -> Result<(), Error> {
+        let capability = self.lookup(caller, reply, ObjectKind::Reply, Rights::WRITE)?;
+        let ObjectRef::Reply { caller: client, token } = capability.object else {
+            return Err(Error::WrongObjectKind);
+        };
+        let waiting = self
+            .process(client)
+            .ok()
+            .and_then(|p| p.wait)
+            .and_then(|w| match w.on {
+                WaitOn::Reply { token: t, buffer } if t == token => Some(buffer),
+                _ => None,
+            });
+        let Some(buffer) = waiting else {
+            self.process_mut(caller)?.handles.remove(reply)?;
+            return Err(Error::PeerClosed);
+        };
+        let limit = buffer.len().min(PAYLOAD);
+        if payload.len() > limit {
+            return Err(Error::MessageTooLarge { limit });
+        }
+        if handles.contains(&reply) {
+            return Err(Error::InvalidArgument);
+        }
+        let capabilities = self.transfers(caller, handles)?;
+        self.reserve_handles(client, capabilities.len())?;
+        self.ledger.copy_user_to_user(
+            host,
+            Mechanism::Mailbox,
+            caller,
+            payload,
+            client,
+            buffer.prefix(payload.len()),
+        )?;
+        self.process_mut(caller)?.handles.remove(reply)?;
+        self.take_transfers(caller, handles);
+        let handles = self.install_transfers(client, &capabilities);
+        let received = Received { length: payload.len(), badge: 0, handles, reply: None };
+        self.finish_wait(client, Wakeup::Completed(Completion::Received(received)), host);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    /// The common send path of `send` and `call`.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        key: Key,
+        badge: u64,
+        payload: UserSlice,
+        handles: &[Handle],
+        reply: Option<(ProcessId, u64)>,
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Result<Outcome<()>, Error> {
+        let mailbox = self.mailboxes.get(key).ok_or(Error::PeerClosed)?;
+        if mailbox.receivers == 0 {
+            return Err(Error::PeerClosed);
+        }
+        if payload.len() > PAYLOAD {
+            return Err(Error::MessageTooLarge { limit: PAYLOAD });
+        }
+        let capabilities = self.transfers(caller, handles)?;
+        let handle_count = capabilities.len() + usize::from(reply.is_some());
+
+        // Fast path: a receiver is already waiting with a buffer.
+        let waiting = self.oldest_waiter(|on| matches!(on, WaitOn::MailboxReceive { mailbox, .. } if *mailbox == key));
+        if let Some((receiver, WaitOn::MailboxReceive { buffer, .. })) = waiting {
+            let fits = buffer.len() >= payload.len()
+                && self.process(receiver).map(|p| p.handles.free() >= handle_count).unwrap_or(false);
+            if fits {
+                self.ledger.copy_user_to_user(
+                    host,
+                    Mechanism::Mailbox,
+                    caller,
+                    payload,
+                    receiver,
+                    buffer.prefix(payload.len()),
+                )?;
+                self.take_transfers(caller, handles);
+                let envelope = Envelope { length: payload.len(), badge, capabilities, reply };
+                let received = self.hand_over(receiver, envelope);
+                self.finish_wait(receiver, Wakeup::Completed(Completion::Received(received)), host);
+                return Ok(Outcome::Done(()));
+            }
+            // It cannot take this message directly; let it retry and see why.
+            self.finish_wait(receiver, Wakeup::Retry, host);
+        }
+
+        // Slow path: buffer the message in the kernel.
+        let Some(slot) = self.mailboxes.get_mut(key).and_then(|m| m.back_mut()) else {
+            return self.block(caller, WaitOn::MailboxSend(key), blocking, host);
+        };
+        self.ledger.copy_in(host, caller, Mechanism::Mailbox, payload, &mut slot.data[..payload.len()])?;
+        slot.length = payload.len();
+        slot.badge = badge;
+        slot.capabilities = capabilities;
+        slot.reply = reply;
+        if let Some(mailbox) = self.mailboxes.get_mut(key) {
+            mailbox.commit_back();
+        }
+        self.take_transfers(caller, handles);
+        Ok(Outcome::Done(()))
+    }
+
+    /// Installs a delivered message's handles (and reply handle) in `receiver`'s table.
+    fn hand_over(&mut self, receiver: ProcessId, envelope: Envelope) -> Received {
+        let handles = self.install_transfers(receiver, &envelope.capabilities);
+        let reply = envelope.reply.and_then(|(client, token)| {
+            let capability = Capability {
+                object: ObjectRef::Reply { caller: client, token },
+                rights: REPLY_RIGHTS,
+                badge: 0,
+            };
+            self.install_moved(receiver, capability).ok()
+        });
+        Received { length: envelope.length, badge: envelope.badge, handles, reply }
+    }
+
+    /// Closes the handles inside undelivered messages.
+    fn discard_messages<H: Host>(&mut self, key: Key, host: &mut H) {
+        while let Some(envelope) = self.mailboxes.get_mut(key).and_then(|m| m.pop_front()) {
+            for capability in envelope.capabilities {
+                self.release(capability, host);
+            }
+            if let Some((client, token)) = envelope.reply {
+                self.reply_released(client, token, host);
+            }
+        }
+    }
+
+    pub(crate) fn mailbox_acquired(&mut self, key: Key, rights: Rights) {
+        if let Some(slot) = self.mailboxes.slot_mut(key) {
+            slot.references += 1;
+            if rights.contains(Rights::READ) {
+                slot.value.receivers += 1;
+            }
+            if rights.contains(Rights::WRITE) {
+                slot.value.senders += 1;
+            }
+        }
+    }
+
+    pub(crate) fn mailbox_released<H: Host>(&mut self, key: Key, rights: Rights, host: &mut H) {
+        let Some(slot) = self.mailboxes.slot_mut(key) else { return };
+        slot.references -= 1;
+        if rights.contains(Rights::WRITE) {
+            slot.value.senders -= 1;
+        }
+        let mut last_receiver = false;
+        if rights.contains(Rights::READ) {
+            slot.value.receivers -= 1;
+            last_receiver = slot.value.receivers == 0;
+        }
+        let last_reference = slot.references == 0;
+        if last_receiver || last_reference {
+            // Nobody can ever receive these messages: close what they carry.
+            self.discard_messages(key, host);
+            self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::MailboxSend(key));
+        }
+        if last_reference {
+            self.wake_all(Wakeup::Failed(Error::PeerClosed), host, |on| {
+                matches!(on, WaitOn::MailboxReceive { mailbox, .. } if *mailbox == key)
+            });
+            self.mailboxes.free(key);
+        }
+    }
+
+    /// A reply handle went away unanswered: the caller learns its peer is gone.
+    pub(crate) fn reply_released<H: Host>(&mut self, client: ProcessId, token: u64, host: &mut H) {
+        let waiting = self
+            .process(client)
+            .ok()
+            .and_then(|p| p.wait)
+            .is_some_and(|w| matches!(w.on, WaitOn::Reply { token: t, .. } if t == token));
+        if waiting {
+            self.finish_wait(client, Wakeup::Failed(Error::PeerClosed), host);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{TestHost, TestIpc};
+    use crate::*;
+
+    fn setup() -> (TestIpc, TestHost, ProcessId, ProcessId, Handle, Handle) {
+        let mut ipc = TestIpc::new();
+        let host = TestHost::new();
+        let server = ipc.process_create().unwrap();
+        let client = ipc.process_create().unwrap();
+        let inbox = ipc.mailbox_create(server).unwrap();
+        let send = ipc.mailbox_mint(server, inbox, Rights::WRITE | Rights::TRANSFER, 42).unwrap();
+        let client_send = ipc.handle_grant(server, send, client, Rights::WRITE).unwrap();
+        ipc.handle_close(server, send, &mut TestHost::new()).unwrap();
+        (ipc, host, server, client, inbox, client_send)
+    }
+
+    #[test]
+    fn buffered_message_costs_two_copies() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        host.poke(client, 0, b"hello");
+        assert_eq!(ipc.mailbox_send(client, send, host.slice(0, 5), &[], Blocking::NonBlocking, &mut host), Ok(Outcome::Done(())));
+        assert_eq!(ipc.usage().queued_messages, 1);
+        let got = ipc.mailbox_receive(server, inbox, host.slice(0x100, 64), Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        assert_eq!((got.length, got.badge), (5, 42));
+        assert_eq!(host.peek(server, 0x100, 5), b"hello");
+        let g = *ipc.ledger().global();
+        assert_eq!(g.copies(Mechanism::Mailbox, Direction::UserToKernel), Counter { operations: 1, bytes: 5 });
+        assert_eq!(g.copies(Mechanism::Mailbox, Direction::KernelToUser), Counter { operations: 1, bytes: 5 });
+        assert_eq!(g.copies(Mechanism::Mailbox, Direction::UserToUser).bytes, 0);
+    }
+
+    #[test]
+    fn waiting_receiver_gets_a_direct_copy() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        assert!(ipc.mailbox_receive(server, inbox, host.slice(0x100, 64), Blocking::Forever, &mut host).unwrap().is_blocked());
+        host.poke(client, 0, b"direct");
+        assert_eq!(ipc.mailbox_send(client, send, host.slice(0, 6), &[], Blocking::NonBlocking, &mut host), Ok(Outcome::Done(())));
+        let wakes = host.take_wakes();
+        assert_eq!(wakes.len(), 1);
+        let (who, Wakeup::Completed(Completion::Received(received))) = &wakes[0] else { panic!("{wakes:?}") };
+        assert_eq!((*who, received.length, received.badge), (server, 6, 42));
+        assert_eq!(host.peek(server, 0x100, 6), b"direct");
+        let g = *ipc.ledger().global();
+        assert_eq!(g.copies(Mechanism::Mailbox, Direction::UserToUser), Counter { operations: 1, bytes: 6 });
+        assert_eq!(g.total_bytes(), 6, "exactly one copy");
+    }
+
+    #[test]
+    fn small_receive_buffer_is_reported_and_message_kept() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        assert!(ipc.mailbox_receive(server, inbox, host.slice(0x100, 2), Blocking::Forever, &mut host).unwrap().is_blocked());
+        ipc.mailbox_send(client, send, host.slice(0, 10), &[], Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        assert_eq!(host.take_wakes(), vec![(server, Wakeup::Retry)]);
+        assert_eq!(ipc.mailbox_receive(server, inbox, host.slice(0x100, 2), Blocking::Forever, &mut host), Err(Error::BufferTooSmall { needed: 10 }));
+        assert!(ipc.mailbox_receive(server, inbox, host.slice(0x100, 10), Blocking::Forever, &mut host).unwrap().done().is_some());
+        assert_eq!(ipc.mailbox_send(client, send, host.slice(0, 65), &[], Blocking::NonBlocking, &mut host), Err(Error::MessageTooLarge { limit: 64 }));
+    }
+
+    #[test]
+    fn full_mailbox_blocks_senders_and_wakes_them() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        for _ in 0..MAILBOX_DEPTH {
+            ipc.mailbox_send(client, send, host.slice(0, 1), &[], Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        }
+        assert_eq!(ipc.mailbox_send(client, send, host.slice(0, 1), &[], Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
+        assert!(ipc.mailbox_send(client, send, host.slice(0, 1), &[], Blocking::Forever, &mut host).unwrap().is_blocked());
+        ipc.mailbox_receive(server, inbox, host.slice(0, 8), Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        assert_eq!(host.take_wakes(), vec![(client, Wakeup::Retry)]);
+    }
+
+    #[test]
+    fn handles_move_and_undelivered_ones_are_closed() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        let semaphore = ipc.semaphore_create(client, 0).unwrap();
+        let no_transfer = ipc.handle_duplicate(client, semaphore, Rights::WAIT | Rights::DUPLICATE).unwrap();
+        assert_eq!(ipc.mailbox_send(client, send, UserSlice::EMPTY, &[no_transfer], Blocking::NonBlocking, &mut host), Err(Error::PermissionDenied));
+        assert_eq!(ipc.mailbox_send(client, send, UserSlice::EMPTY, &[semaphore, semaphore], Blocking::NonBlocking, &mut host), Err(Error::InvalidArgument));
+        ipc.handle_close(client, no_transfer, &mut host).unwrap();
+        ipc.mailbox_send(client, send, UserSlice::EMPTY, &[semaphore], Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        assert_eq!(ipc.handle_info(client, semaphore), Err(Error::StaleHandle), "moved out of the sender");
+        assert_eq!(ipc.usage().handles_in_flight, 1);
+        assert_eq!(ipc.usage().semaphores, 1);
+        // Send a second one and receive the first.
+        let s2 = ipc.semaphore_create(client, 0).unwrap();
+        ipc.mailbox_send(client, send, UserSlice::EMPTY, &[s2], Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        let got = ipc.mailbox_receive(server, inbox, UserSlice::EMPTY, Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        assert_eq!(got.handles.len(), 1);
+        assert_eq!(ipc.handle_info(server, got.handles[0]).unwrap().kind, ObjectKind::Semaphore);
+        // Closing the only receive handle discards the second message and its handle.
+        ipc.handle_close(server, inbox, &mut host).unwrap();
+        assert_eq!(ipc.usage().semaphores, 1);
+        assert_eq!(ipc.usage().queued_messages, 0);
+        assert_eq!(ipc.mailbox_send(client, send, UserSlice::EMPTY, &[], Blocking::NonBlocking, &mut host), Err(Error::PeerClosed));
+    }
+
+    #[test]
+    fn last_receiver_closing_wakes_blocked_senders_into_peer_closed() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        for _ in 0..MAILBOX_DEPTH {
+            ipc.mailbox_send(client, send, host.slice(0, 1), &[], Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        }
+        assert!(ipc.mailbox_send(client, send, host.slice(0, 1), &[], Blocking::Forever, &mut host).unwrap().is_blocked());
+        ipc.process_exit(server, &mut host).unwrap();
+        assert_eq!(host.take_wakes(), vec![(client, Wakeup::Retry)]);
+        assert_eq!(ipc.mailbox_send(client, send, host.slice(0, 1), &[], Blocking::Forever, &mut host), Err(Error::PeerClosed));
+        let _ = inbox;
+    }
+
+    #[test]
+    fn call_and_reply() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        host.poke(client, 0, b"ping");
+        assert!(ipc.mailbox_call(client, send, host.slice(0, 4), &[], host.slice(0x200, 16), None, &mut host).unwrap().is_blocked());
+        let request = ipc.mailbox_receive(server, inbox, host.slice(0x100, 16), Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        let reply = request.reply.expect("a call carries a reply handle");
+        assert_eq!(ipc.handle_info(server, reply).unwrap().kind, ObjectKind::Reply);
+        host.poke(server, 0x300, b"pong!");
+        assert_eq!(ipc.mailbox_reply(server, reply, host.slice(0x300, 17), &[], &mut host), Err(Error::MessageTooLarge { limit: 16 }));
+        ipc.mailbox_reply(server, reply, host.slice(0x300, 5), &[], &mut host).unwrap();
+        let wakes = host.take_wakes();
+        assert!(matches!(&wakes[..], [(c, Wakeup::Completed(Completion::Received(r)))] if *c == client && r.length == 5));
+        assert_eq!(host.peek(client, 0x200, 5), b"pong!");
+        assert_eq!(ipc.mailbox_reply(server, reply, host.slice(0x300, 5), &[], &mut host), Err(Error::StaleHandle), "one-shot");
+        let g = *ipc.ledger().global();
+        assert_eq!(g.copies(Mechanism::Mailbox, Direction::UserToUser).bytes, 5);
+    }
+
+    #[test]
+    fn dropped_reply_handle_wakes_caller_with_peer_closed() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        assert!(ipc.mailbox_call(client, send, UserSlice::EMPTY, &[], host.slice(0x200, 16), None, &mut host).unwrap().is_blocked());
+        let request = ipc.mailbox_receive(server, inbox, UserSlice::EMPTY, Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        ipc.handle_close(server, request.reply.unwrap(), &mut host).unwrap();
+        assert_eq!(host.take_wakes(), vec![(client, Wakeup::Failed(Error::PeerClosed))]);
+        // A timed-out caller makes the reply fail with PeerClosed.
+        assert!(ipc.mailbox_call(client, send, UserSlice::EMPTY, &[], host.slice(0x200, 16), Some(5), &mut host).unwrap().is_blocked());
+        let request = ipc.mailbox_receive(server, inbox, UserSlice::EMPTY, Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        assert_eq!(ipc.expire(5, &mut host), 1);
+        assert_eq!(ipc.mailbox_reply(server, request.reply.unwrap(), UserSlice::EMPTY, &[], &mut host), Err(Error::PeerClosed));
+        assert_eq!(ipc.usage().handles, 2, "reply handle consumed");
+    }
+
+    #[test]
+    fn mint_requires_unbadged_source() {
+        let (mut ipc, _host, server, client, inbox, send) = setup();
+        assert_eq!(ipc.mailbox_mint(client, send, Rights::WRITE, 7), Err(Error::PermissionDenied));
+        let b = ipc.mailbox_mint(server, inbox, Rights::WRITE, 7).unwrap();
+        assert_eq!(ipc.handle_info(server, b).unwrap().badge, 7);
+        assert_eq!(ipc.mailbox_mint(server, b, Rights::WRITE, 8), Err(Error::PermissionDenied));
+    }
+}

@@ -1,0 +1,346 @@
+//! Message queues: named, bounded, priority-ordered queues of whole messages (POSIX
+//! `mq_*`-like).
+//!
+//! A queue is created under a name with two limits fixed for its lifetime:
+//! `max_messages` (at most [`MESSAGE_QUEUE_DEPTH`]) and `max_message_size` (at most the
+//! configuration's `PAYLOAD`). Each message has a priority in `0..PRIORITY_LEVELS`
+//! (higher is more urgent). Receive always takes the most urgent message, and among equal
+//! priorities the oldest: every message gets a sequence number when sent and the queue
+//! picks the largest priority, then the smallest sequence.
+//!
+//! * A message longer than `max_message_size` fails with [`Error::MessageTooLarge`].
+//! * A receive buffer shorter than `max_message_size` fails with [`Error::BufferTooSmall`]
+//!   — even if the next message would fit, as in POSIX, so a program cannot be surprised
+//!   later.
+//! * A full queue blocks senders, an empty one receivers — or `WouldBlock`, or, with
+//!   [`Blocking::Until`], [`Error::TimedOut`] at the deadline. Blocked parties are woken to
+//!   retry when the other side makes progress.
+//! * Every message is copied twice: user→kernel on send, kernel→user on receive.
+//! * [`Ipc::mqueue_unlink`] removes the name at once; the queue itself lives on until its
+//!   last handle closes. A queue that was never unlinked lives on while linked, even with
+//!   no handle open (POSIX persistence).
+
+use crate::accounting::Mechanism;
+use crate::error::Error;
+use crate::handle::Handle;
+use crate::host::{Host, ProcessId};
+use crate::kernel::Ipc;
+use crate::name::Name;
+use crate::object::{Capability, Key, Object, ObjectKind, ObjectRef};
+use crate::rights::Rights;
+use crate::umem::UserSlice;
+use crate::wait::{Blocking, Outcome, WaitOn, Wakeup};
+use crate::{MESSAGE_QUEUE_DEPTH, PRIORITY_LEVELS};
+
+/// A received message's length and priority.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// Bytes written to the receive buffer.
+    pub length: usize,
+    /// The priority it was sent with.
+    pub priority: u8,
+}
+
+/// The limits of a queue (see [`Ipc::mqueue_attributes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueAttributes {
+    /// Capacity in messages.
+    pub max_messages: usize,
+    /// Largest message in bytes.
+    pub max_message_size: usize,
+    /// Messages currently queued.
+    pub queued: usize,
+}
+
+struct QueueSlot<const PAYLOAD: usize> {
+    used: bool,
+    priority: u8,
+    sequence: u64,
+    length: usize,
+    data: [u8; PAYLOAD],
+}
+
+/// A message queue: fixed slots, each free or holding one message.
+pub(crate) struct MessageQueue<const PAYLOAD: usize> {
+    name: Name,
+    linked: bool,
+    max_messages: usize,
+    max_message_size: usize,
+    count: usize,
+    next_sequence: u64,
+    slots: [QueueSlot<PAYLOAD>; MESSAGE_QUEUE_DEPTH],
+}
+
+impl<const PAYLOAD: usize> Object for MessageQueue<PAYLOAD> {
+    const EMPTY: Self = MessageQueue {
+        name: Name::EMPTY,
+        linked: false,
+        max_messages: 0,
+        max_message_size: 0,
+        count: 0,
+        next_sequence: 0,
+        slots: [const { QueueSlot { used: false, priority: 0, sequence: 0, length: 0, data: [0; PAYLOAD] } };
+            MESSAGE_QUEUE_DEPTH],
+    };
+}
+
+impl<const PAYLOAD: usize> MessageQueue<PAYLOAD> {
+    pub(crate) fn queued(&self) -> usize {
+        self.count
+    }
+
+    /// The slot of the next message to receive: highest priority, then oldest.
+    fn next(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.used)
+            .min_by_key(|(_, s)| (core::cmp::Reverse(s.priority), s.sequence))
+            .map(|(i, _)| i)
+    }
+}
+
+const QUEUE_RIGHTS: Rights = Rights::READ
+    .union(Rights::WRITE)
+    .union(Rights::TRANSFER)
+    .union(Rights::DUPLICATE);
+
+impl<
+    const PROCESSES: usize,
+    const HANDLES: usize,
+    const OBJECTS: usize,
+    const PAYLOAD: usize,
+    const PIPE_CAPACITY: usize,
+> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+{
+    /// Creates queue `name` and opens it (READ, WRITE, TRANSFER, DUPLICATE).
+    ///
+    /// `max_messages` must be in `1..=MESSAGE_QUEUE_DEPTH` and `max_message_size` in
+    /// `1..=PAYLOAD` ([`Error::InvalidArgument`]). Fails with [`Error::AlreadyExists`] if
+    /// the name is taken.
+    pub fn mqueue_create(
+        &mut self,
+        caller: ProcessId,
+        name: &[u8],
+        max_messages: usize,
+        max_message_size: usize,
+    ) -> Result<Handle, Error> {
+        let name = Name::new(name)?;
+        if !(1..=MESSAGE_QUEUE_DEPTH).contains(&max_messages)
+            || !(1..=PAYLOAD).contains(&max_message_size)
+        {
+            return Err(Error::InvalidArgument);
+        }
+        self.reserve_handles(caller, 1)?;
+        if self.queue_find(&name).is_some() {
+            return Err(Error::AlreadyExists);
+        }
+        let (key, queue) = self.queues.allocate()?;
+        queue.name = name;
+        queue.linked = true;
+        queue.max_messages = max_messages;
+        queue.max_message_size = max_message_size;
+        queue.count = 0;
+        queue.next_sequence = 0;
+        for slot in queue.slots.iter_mut() {
+            slot.used = false;
+        }
+        self.install_new(caller, queue_capability(key))
+    }
+
+    /// Opens existing queue `name` (READ, WRITE, TRANSFER, DUPLICATE); [`Error::NotFound`]
+    /// if no linked queue has that name.
+    pub fn mqueue_open(&mut self, caller: ProcessId, name: &[u8]) -> Result<Handle, Error> {
+        let key = self.queue_find(&Name::new(name)?).ok_or(Error::NotFound)?;
+        self.install_new(caller, queue_capability(key))
+    }
+
+    /// Removes the name; the queue lives until its last handle closes.
+    pub fn mqueue_unlink(&mut self, caller: ProcessId, name: &[u8]) -> Result<(), Error> {
+        self.process(caller)?;
+        let key = self.queue_find(&Name::new(name)?).ok_or(Error::NotFound)?;
+        if let Some(queue) = self.queues.get_mut(key) {
+            queue.linked = false;
+        }
+        self.queue_destroy_if_unused(key);
+        Ok(())
+    }
+
+    /// The queue's limits and current length (any handle to it).
+    pub fn mqueue_attributes(&self, caller: ProcessId, handle: Handle) -> Result<QueueAttributes, Error> {
+        let key = self.queue_key(caller, handle, Rights::empty())?;
+        let queue = self.queues.get(key).ok_or(Error::BadHandle)?;
+        Ok(QueueAttributes {
+            max_messages: queue.max_messages,
+            max_message_size: queue.max_message_size,
+            queued: queue.count,
+        })
+    }
+
+    /// Sends `message` with `priority` (`< PRIORITY_LEVELS`). Needs WRITE. A full queue
+    /// blocks per `blocking`; on wake-up, retry.
+    pub fn mqueue_send<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        handle: Handle,
+        message: UserSlice,
+        priority: u8,
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Result<Outcome<()>, Error> {
+        let key = self.queue_key(caller, handle, Rights::WRITE)?;
+        if priority >= PRIORITY_LEVELS {
+            return Err(Error::InvalidArgument);
+        }
+        let queue = self.queues.get_mut(key).ok_or(Error::BadHandle)?;
+        if message.len() > queue.max_message_size {
+            return Err(Error::MessageTooLarge { limit: queue.max_message_size });
+        }
+        if queue.count >= queue.max_messages {
+            return self.block(caller, WaitOn::QueueSend(key), blocking, host);
+        }
+        let sequence = queue.next_sequence;
+        let slot = queue.slots.iter_mut().find(|s| !s.used).ok_or(Error::WouldBlock)?;
+        self.ledger.copy_in(host, caller, Mechanism::MessageQueue, message, &mut slot.data[..message.len()])?;
+        slot.used = true;
+        slot.priority = priority;
+        slot.sequence = sequence;
+        slot.length = message.len();
+        queue.next_sequence += 1;
+        queue.count += 1;
+        self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::QueueReceive(key));
+        Ok(Outcome::Done(()))
+    }
+
+    /// Receives the most urgent (then oldest) message into `buffer`, which must hold
+    /// `max_message_size` bytes. Needs READ. An empty queue blocks per `blocking`; on
+    /// wake-up, retry.
+    pub fn mqueue_receive<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        handle: Handle,
+        buffer: UserSlice,
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Result<Outcome<QueuedMessage>, Error> {
+        let key = self.queue_key(caller, handle, Rights::READ)?;
+        let queue = self.queues.get_mut(key).ok_or(Error::BadHandle)?;
+        if buffer.len() < queue.max_message_size {
+            return Err(Error::BufferTooSmall { needed: queue.max_message_size });
+        }
+        let Some(index) = queue.next() else {
+            return self.block(caller, WaitOn::QueueReceive(key), blocking, host);
+        };
+        let slot = &mut queue.slots[index];
+        let length = slot.length;
+        self.ledger.copy_out(host, caller, Mechanism::MessageQueue, buffer.prefix(length), &slot.data[..length])?;
+        slot.used = false;
+        let priority = slot.priority;
+        queue.count -= 1;
+        self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::QueueSend(key));
+        Ok(Outcome::Done(QueuedMessage { length, priority }))
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    fn queue_find(&self, name: &Name) -> Option<Key> {
+        self.queues.iter_live().find(|(_, q)| q.linked && q.name == *name).map(|(key, _)| key)
+    }
+
+    fn queue_key(&self, caller: ProcessId, handle: Handle, needed: Rights) -> Result<Key, Error> {
+        match self.lookup(caller, handle, ObjectKind::MessageQueue, needed)?.object {
+            ObjectRef::MessageQueue(key) => Ok(key),
+            _ => Err(Error::WrongObjectKind),
+        }
+    }
+
+    fn queue_destroy_if_unused(&mut self, key: Key) {
+        if self.queues.slot(key).is_some_and(|s| s.references == 0 && !s.value.linked) {
+            self.queues.free(key);
+        }
+    }
+
+    pub(crate) fn queue_released(&mut self, key: Key) {
+        if let Some(slot) = self.queues.slot_mut(key) {
+            slot.references -= 1;
+        }
+        self.queue_destroy_if_unused(key);
+    }
+}
+
+const fn queue_capability(key: Key) -> Capability {
+    Capability { object: ObjectRef::MessageQueue(key), rights: QUEUE_RIGHTS, badge: 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{TestHost, TestIpc};
+    use crate::*;
+
+    #[test]
+    fn priority_then_fifo_order() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let q = ipc.mqueue_create(a, b"jobs", 4, 8).unwrap();
+        for (i, priority) in [1u8, 5, 1, 5].iter().enumerate() {
+            host.poke(a, i as u64 * 8, &[i as u8; 8]);
+            assert_eq!(ipc.mqueue_send(a, q, host.slice(i as u64 * 8, 8), *priority, Blocking::NonBlocking, &mut host), Ok(Outcome::Done(())));
+        }
+        assert_eq!(ipc.mqueue_send(a, q, host.slice(0, 8), 0, Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            let m = ipc.mqueue_receive(a, q, host.slice(0x100, 8), Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+            order.push((m.priority, host.peek(a, 0x100, 1)[0]));
+        }
+        assert_eq!(order, [(5, 1), (5, 3), (1, 0), (1, 2)]);
+        assert_eq!(ipc.mqueue_receive(a, q, host.slice(0x100, 8), Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
+    }
+
+    #[test]
+    fn limits_and_errors() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        assert_eq!(ipc.mqueue_create(a, b"q", 0, 8), Err(Error::InvalidArgument));
+        assert_eq!(ipc.mqueue_create(a, b"q", 4, 65), Err(Error::InvalidArgument));
+        let q = ipc.mqueue_create(a, b"q", 2, 8).unwrap();
+        assert_eq!(ipc.mqueue_create(a, b"q", 2, 8), Err(Error::AlreadyExists));
+        assert_eq!(ipc.mqueue_send(a, q, host.slice(0, 9), 0, Blocking::NonBlocking, &mut host), Err(Error::MessageTooLarge { limit: 8 }));
+        assert_eq!(ipc.mqueue_send(a, q, host.slice(0, 1), PRIORITY_LEVELS, Blocking::NonBlocking, &mut host), Err(Error::InvalidArgument));
+        assert_eq!(ipc.mqueue_receive(a, q, host.slice(0, 7), Blocking::NonBlocking, &mut host), Err(Error::BufferTooSmall { needed: 8 }));
+        host.now = 10;
+        assert_eq!(ipc.mqueue_receive(a, q, host.slice(0, 8), Blocking::Until(10), &mut host), Err(Error::TimedOut));
+        assert!(ipc.mqueue_receive(a, q, host.slice(0, 8), Blocking::Until(20), &mut host).unwrap().is_blocked());
+        assert_eq!(ipc.expire(20, &mut host), 1);
+        assert_eq!(ipc.mqueue_attributes(a, q).unwrap().max_messages, 2);
+    }
+
+    #[test]
+    fn unlink_keeps_queue_until_last_handle() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let b = ipc.process_create().unwrap();
+        let q = ipc.mqueue_create(a, b"q", 2, 8).unwrap();
+        let qb = ipc.mqueue_open(b, b"q").unwrap();
+        assert!(ipc.mqueue_receive(b, qb, host.slice(0, 8), Blocking::Forever, &mut host).unwrap().is_blocked());
+        ipc.mqueue_unlink(a, b"q").unwrap();
+        assert_eq!(ipc.mqueue_open(a, b"q"), Err(Error::NotFound));
+        host.poke(a, 0, b"still");
+        ipc.mqueue_send(a, q, host.slice(0, 5), 3, Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        assert_eq!(host.take_wakes(), vec![(b, Wakeup::Retry)]);
+        let m = ipc.mqueue_receive(b, qb, host.slice(0x10, 8), Blocking::Forever, &mut host).unwrap().done().unwrap();
+        assert_eq!((m.length, host.peek(b, 0x10, 5)), (5, b"still".to_vec()));
+        ipc.handle_close(a, q, &mut host).unwrap();
+        assert_eq!(ipc.usage().message_queues, 1);
+        ipc.handle_close(b, qb, &mut host).unwrap();
+        assert_eq!(ipc.usage().message_queues, 0);
+        // A linked queue persists with no handle open.
+        let q2 = ipc.mqueue_create(a, b"q", 2, 8).unwrap();
+        ipc.handle_close(a, q2, &mut host).unwrap();
+        assert_eq!(ipc.usage().message_queues, 1);
+        ipc.mqueue_unlink(a, b"q").unwrap();
+        assert_eq!(ipc.usage().message_queues, 0);
+    }
+}

@@ -1,0 +1,180 @@
+//! Object storage: fixed-capacity, generation-tagged tables with reference counts.
+//!
+//! Every kind of kernel object lives in its own [`Table`] of `N` slots. A slot holds the
+//! object, a liveness flag, the slot's generation and a reference count. Objects are named
+//! inside the kernel by a [`Key`] (slot index + generation): once an object is destroyed
+//! its slot's generation moves on and every old key stops matching, exactly like handles.
+//!
+//! References are counted by the kernel façade: each capability (in a handle table or in
+//! an undelivered message) and each mapping holds one. When the last reference goes, the
+//! object is destroyed and its resources (frames, queued handles) are released.
+//!
+//! Large objects (pipe rings, message buffers) are reset in place rather than rebuilt, so
+//! creating an object never moves kilobytes through the stack.
+
+use crate::error::Error;
+use crate::host::ProcessId;
+use crate::rights::Rights;
+
+/// The kind of object a handle refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    /// A mailbox (endpoint).
+    Mailbox,
+    /// A pipe or an opened FIFO.
+    Pipe,
+    /// A priority message queue.
+    MessageQueue,
+    /// A shared memory region (also the result of a page loan).
+    Region,
+    /// A counting semaphore.
+    Semaphore,
+    /// A notification word.
+    Notification,
+    /// A one-shot reply capability created by a mailbox call.
+    Reply,
+}
+
+/// Internal name of an object: slot index and the slot's generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Key {
+    pub(crate) index: u16,
+    pub(crate) generation: u32,
+}
+
+/// What a capability points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ObjectRef {
+    Mailbox(Key),
+    Pipe(Key),
+    MessageQueue(Key),
+    Region(Key),
+    Semaphore(Key),
+    Notification(Key),
+    /// The right to answer one call: the caller and the token of its call.
+    Reply { caller: ProcessId, token: u64 },
+}
+
+impl ObjectRef {
+    pub(crate) const fn kind(self) -> ObjectKind {
+        match self {
+            ObjectRef::Mailbox(_) => ObjectKind::Mailbox,
+            ObjectRef::Pipe(_) => ObjectKind::Pipe,
+            ObjectRef::MessageQueue(_) => ObjectKind::MessageQueue,
+            ObjectRef::Region(_) => ObjectKind::Region,
+            ObjectRef::Semaphore(_) => ObjectKind::Semaphore,
+            ObjectRef::Notification(_) => ObjectKind::Notification,
+            ObjectRef::Reply { .. } => ObjectKind::Reply,
+        }
+    }
+}
+
+/// A capability: what a handle slot (or an in-flight message) holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Capability {
+    pub(crate) object: ObjectRef,
+    pub(crate) rights: Rights,
+    pub(crate) badge: u64,
+}
+
+/// An object type that can live in a [`Table`]: it has an inert empty value.
+pub(crate) trait Object {
+    /// The value of a free slot.
+    const EMPTY: Self;
+}
+
+pub(crate) struct Slot<T> {
+    generation: u32,
+    live: bool,
+    pub(crate) references: u32,
+    pub(crate) value: T,
+}
+
+/// A fixed table of `N` objects.
+pub(crate) struct Table<T, const N: usize> {
+    slots: [Slot<T>; N],
+}
+
+impl<T: Object, const N: usize> Table<T, N> {
+    pub(crate) const fn new() -> Self {
+        const { assert!(N <= u16::MAX as usize, "object tables have at most 65535 slots") };
+        Table {
+            slots: [const { Slot { generation: 0, live: false, references: 0, value: T::EMPTY } }; N],
+        }
+    }
+
+    /// Claims a free slot; the caller must initialise the value in place.
+    pub(crate) fn allocate(&mut self) -> Result<(Key, &mut T), Error> {
+        let index = self.slots.iter().position(|s| !s.live).ok_or(Error::OutOfObjects)?;
+        let slot = &mut self.slots[index];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.live = true;
+        slot.references = 0;
+        Ok((Key { index: index as u16, generation: slot.generation }, &mut slot.value))
+    }
+
+    pub(crate) fn slot(&self, key: Key) -> Option<&Slot<T>> {
+        self.slots
+            .get(key.index as usize)
+            .filter(|s| s.live && s.generation == key.generation)
+    }
+
+    pub(crate) fn slot_mut(&mut self, key: Key) -> Option<&mut Slot<T>> {
+        self.slots
+            .get_mut(key.index as usize)
+            .filter(|s| s.live && s.generation == key.generation)
+    }
+
+    pub(crate) fn get(&self, key: Key) -> Option<&T> {
+        self.slot(key).map(|s| &s.value)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut T> {
+        self.slot_mut(key).map(|s| &mut s.value)
+    }
+
+    /// Marks the slot free. The value stays in place (inert) until reused.
+    pub(crate) fn free(&mut self, key: Key) {
+        if let Some(slot) = self.slot_mut(key) {
+            slot.live = false;
+            slot.references = 0;
+        }
+    }
+
+    pub(crate) fn live_count(&self) -> usize {
+        self.slots.iter().filter(|s| s.live).count()
+    }
+
+    pub(crate) fn iter_live(&self) -> impl Iterator<Item = (Key, &T)> {
+        self.slots.iter().enumerate().filter(|(_, s)| s.live).map(|(i, s)| {
+            (Key { index: i as u16, generation: s.generation }, &s.value)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Thing(u8);
+    impl Object for Thing {
+        const EMPTY: Self = Thing(0);
+    }
+
+    #[test]
+    fn keys_go_stale_when_freed() {
+        let mut table: Table<Thing, 2> = Table::new();
+        let (a, value) = table.allocate().unwrap();
+        value.0 = 7;
+        let (_b, _) = table.allocate().unwrap();
+        assert!(matches!(table.allocate(), Err(Error::OutOfObjects)));
+        assert_eq!(table.get(a).unwrap().0, 7);
+        table.free(a);
+        assert!(table.get(a).is_none());
+        let (c, _) = table.allocate().unwrap();
+        assert_eq!(c.index, a.index);
+        assert!(table.get(a).is_none());
+        assert!(table.get(c).is_some());
+        assert_eq!(table.live_count(), 2);
+    }
+}

@@ -1,0 +1,349 @@
+//! Pipes: one-way byte streams through a fixed ring buffer.
+//!
+//! A pipe is a ring of `PIPE_CAPACITY` bytes (a power of two) with two *free-running*
+//! counters, as in xv6: `read` counts every byte ever read, `written` every byte ever
+//! written. They only grow (wrapping), so `written - read` is the number of buffered bytes,
+//! the pipe is empty when they are equal and full when `written == read + CAPACITY`; no
+//! byte is wasted to tell full from empty. A counter's position in the ring is the counter
+//! modulo the capacity.
+//!
+//! Copies move whole runs: the readable (or writable) part of the ring is at most two
+//! contiguous slices — up to the end of the array, then from its start — and each is one
+//! call to the host's user-memory trait, never a byte at a time.
+//!
+//! Semantics (POSIX-like):
+//!
+//! * `read` returns what is buffered, up to the buffer length. Empty with writers left: it
+//!   blocks (or `WouldBlock`). Empty with no writer left: it returns 0, end of file.
+//! * `write` needs a reader ([`Error::BrokenPipe`] otherwise). A write of at most
+//!   [`PIPE_ATOMIC`] bytes is atomic: it waits until all of it fits, so it is never
+//!   interleaved with another writer's bytes. A larger write takes what fits and returns
+//!   the count (a short write; the caller loops). A full pipe blocks (or `WouldBlock`).
+//! * Readers blocked on an empty pipe are woken to retry when data arrives or the last
+//!   writer leaves; writers blocked on a full pipe when space frees or the last reader
+//!   leaves.
+//!
+//! A pipe's read handle has [`Rights::READ`], its write handle [`Rights::WRITE`]. FIFOs
+//! ([`crate::fifo`]) are pipes reached by name; their copies are counted as
+//! [`Mechanism::Fifo`].
+
+use core::ops::Range;
+
+use crate::PIPE_ATOMIC;
+use crate::accounting::Mechanism;
+use crate::error::Error;
+use crate::handle::Handle;
+use crate::host::{Host, ProcessId};
+use crate::kernel::Ipc;
+use crate::object::{Capability, Key, Object, ObjectKind, ObjectRef};
+use crate::rights::Rights;
+use crate::umem::UserSlice;
+use crate::wait::{Blocking, Outcome, WaitOn, Wakeup};
+
+/// The ring buffer and its bookkeeping.
+pub(crate) struct Pipe<const CAPACITY: usize> {
+    ring: [u8; CAPACITY],
+    read: usize,
+    written: usize,
+    readers: u32,
+    writers: u32,
+    pub(crate) mechanism: Mechanism,
+}
+
+impl<const CAPACITY: usize> Object for Pipe<CAPACITY> {
+    const EMPTY: Self = Pipe {
+        ring: [0; CAPACITY],
+        read: 0,
+        written: 0,
+        readers: 0,
+        writers: 0,
+        mechanism: Mechanism::Pipe,
+    };
+}
+
+impl<const CAPACITY: usize> Pipe<CAPACITY> {
+    pub(crate) fn reset(&mut self, mechanism: Mechanism) {
+        const { assert!(CAPACITY.is_power_of_two(), "pipe capacity must be a power of two") };
+        self.read = 0;
+        self.written = 0;
+        self.readers = 0;
+        self.writers = 0;
+        self.mechanism = mechanism;
+    }
+
+    /// Bytes buffered.
+    pub(crate) fn len(&self) -> usize {
+        self.written.wrapping_sub(self.read)
+    }
+
+    /// Bytes of free space.
+    fn space(&self) -> usize {
+        CAPACITY - self.len()
+    }
+
+    pub(crate) fn readers(&self) -> u32 {
+        self.readers
+    }
+
+    pub(crate) fn writers(&self) -> u32 {
+        self.writers
+    }
+
+    /// The ring positions of `count` bytes starting at free-running counter `from`, as at
+    /// most two runs (before and after the wrap).
+    fn runs(from: usize, count: usize) -> (Range<usize>, Range<usize>) {
+        let start = from % CAPACITY;
+        let first = count.min(CAPACITY - start);
+        (start..start + first, 0..count - first)
+    }
+}
+
+/// The largest write that is guaranteed not to interleave, for a pipe of `capacity` bytes.
+const fn atomic_limit(capacity: usize) -> usize {
+    if PIPE_ATOMIC < capacity { PIPE_ATOMIC } else { capacity }
+}
+
+impl<
+    const PROCESSES: usize,
+    const HANDLES: usize,
+    const OBJECTS: usize,
+    const PAYLOAD: usize,
+    const PIPE_CAPACITY: usize,
+> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+{
+    /// Creates a pipe and returns `(read handle, write handle)`. The read handle has READ,
+    /// the write handle WRITE; both have TRANSFER and DUPLICATE.
+    pub fn pipe_create(&mut self, caller: ProcessId) -> Result<(Handle, Handle), Error> {
+        self.reserve_handles(caller, 2)?;
+        let (key, pipe) = self.pipes.allocate()?;
+        pipe.reset(Mechanism::Pipe);
+        let read = self.install_new(caller, pipe_capability(key, Rights::READ))?;
+        let write = self.install_new(caller, pipe_capability(key, Rights::WRITE))?;
+        Ok((read, write))
+    }
+
+    /// Reads up to `buffer.len()` bytes. Needs READ. Returns the count; 0 means end of file
+    /// (or an empty buffer). An empty pipe with writers blocks per `blocking`; on wake-up,
+    /// retry.
+    pub fn pipe_read<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        handle: Handle,
+        buffer: UserSlice,
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Result<Outcome<usize>, Error> {
+        let key = self.pipe_key(caller, handle, Rights::READ)?;
+        let pipe = self.pipes.get_mut(key).ok_or(Error::BrokenPipe)?;
+        if buffer.is_empty() {
+            return Ok(Outcome::Done(0));
+        }
+        if pipe.len() == 0 {
+            if pipe.writers == 0 {
+                return Ok(Outcome::Done(0));
+            }
+            return self.block(caller, WaitOn::PipeRead(key), blocking, host);
+        }
+        let count = pipe.len().min(buffer.len());
+        let (first, second) = Pipe::<PIPE_CAPACITY>::runs(pipe.read, count);
+        let mechanism = pipe.mechanism;
+        let split = first.len();
+        self.ledger.copy_out(host, caller, mechanism, buffer.prefix(split), &pipe.ring[first])?;
+        if !second.is_empty() {
+            let rest = buffer.subslice(split, second.len()).ok_or(Error::BadAddress)?;
+            self.ledger.copy_out(host, caller, mechanism, rest, &pipe.ring[second])?;
+        }
+        pipe.read = pipe.read.wrapping_add(count);
+        self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeWrite(key));
+        Ok(Outcome::Done(count))
+    }
+
+    /// Writes `data`. Needs WRITE. Returns the count written (short only for writes above
+    /// [`PIPE_ATOMIC`] bytes). Fails with [`Error::BrokenPipe`] without readers. A full
+    /// pipe (or one without room for an atomic write) blocks per `blocking`; on wake-up,
+    /// retry.
+    pub fn pipe_write<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        handle: Handle,
+        data: UserSlice,
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Result<Outcome<usize>, Error> {
+        let key = self.pipe_key(caller, handle, Rights::WRITE)?;
+        let pipe = self.pipes.get_mut(key).ok_or(Error::BrokenPipe)?;
+        if pipe.readers == 0 {
+            return Err(Error::BrokenPipe);
+        }
+        if data.is_empty() {
+            return Ok(Outcome::Done(0));
+        }
+        let minimum = if data.len() <= atomic_limit(PIPE_CAPACITY) { data.len() } else { 1 };
+        if pipe.space() < minimum {
+            return self.block(caller, WaitOn::PipeWrite(key), blocking, host);
+        }
+        let count = pipe.space().min(data.len());
+        let (first, second) = Pipe::<PIPE_CAPACITY>::runs(pipe.written, count);
+        let mechanism = pipe.mechanism;
+        let split = first.len();
+        self.ledger.copy_in(host, caller, mechanism, data.prefix(split), &mut pipe.ring[first])?;
+        if !second.is_empty() {
+            let rest = data.subslice(split, second.len()).ok_or(Error::BadAddress)?;
+            self.ledger.copy_in(host, caller, mechanism, rest, &mut pipe.ring[second])?;
+        }
+        pipe.written = pipe.written.wrapping_add(count);
+        self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeRead(key));
+        Ok(Outcome::Done(count))
+    }
+
+    /// Number of bytes buffered in the pipe behind `handle` (any pipe handle).
+    pub fn pipe_buffered(&self, caller: ProcessId, handle: Handle) -> Result<usize, Error> {
+        let key = self.pipe_key(caller, handle, Rights::empty())?;
+        Ok(self.pipes.get(key).map_or(0, |p| p.len()))
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    fn pipe_key(&self, caller: ProcessId, handle: Handle, needed: Rights) -> Result<Key, Error> {
+        match self.lookup(caller, handle, ObjectKind::Pipe, needed)?.object {
+            ObjectRef::Pipe(key) => Ok(key),
+            _ => Err(Error::WrongObjectKind),
+        }
+    }
+
+    pub(crate) fn pipe_acquired(&mut self, key: Key, rights: Rights) {
+        if let Some(slot) = self.pipes.slot_mut(key) {
+            slot.references += 1;
+            if rights.contains(Rights::READ) {
+                slot.value.readers += 1;
+            }
+            if rights.contains(Rights::WRITE) {
+                slot.value.writers += 1;
+            }
+        }
+    }
+
+    pub(crate) fn pipe_released<H: Host>(&mut self, key: Key, rights: Rights, host: &mut H) {
+        let Some(slot) = self.pipes.slot_mut(key) else { return };
+        slot.references -= 1;
+        if rights.contains(Rights::READ) {
+            slot.value.readers -= 1;
+            if slot.value.readers == 0 {
+                // Writers must learn that nobody will read: they retry into BrokenPipe.
+                self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeWrite(key));
+            }
+        }
+        let Some(slot) = self.pipes.slot_mut(key) else { return };
+        if rights.contains(Rights::WRITE) {
+            slot.value.writers -= 1;
+            if slot.value.writers == 0 {
+                // Readers of an empty pipe must learn it is over: they retry into EOF.
+                self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeRead(key));
+            }
+        }
+        if self.pipes.slot(key).is_some_and(|s| s.references == 0) {
+            self.pipes.free(key);
+        }
+    }
+}
+
+/// A capability to pipe `key` for one end.
+pub(crate) const fn pipe_capability(key: Key, end: Rights) -> Capability {
+    Capability {
+        object: ObjectRef::Pipe(key),
+        rights: end.union(Rights::TRANSFER).union(Rights::DUPLICATE),
+        badge: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{TestHost, TestIpc};
+    use crate::*;
+
+    fn setup() -> (TestIpc, TestHost, ProcessId, ProcessId) {
+        let mut ipc = TestIpc::new();
+        let host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let b = ipc.process_create().unwrap();
+        (ipc, host, a, b)
+    }
+
+    #[test]
+    fn bytes_flow_and_wrap_in_two_runs() {
+        let (mut ipc, mut host, a, _) = setup();
+        let (r, w) = ipc.pipe_create(a).unwrap();
+        let data: Vec<u8> = (0..200u8).collect();
+        host.poke(a, 0, &data);
+        let mut out = Vec::new();
+        let mut offset = 0;
+        while offset < data.len() {
+            let n = ipc.pipe_write(a, w, host.slice(offset as u64, 40.min(data.len() - offset)), Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+            offset += n;
+            let got = ipc.pipe_read(a, r, host.slice(0x1000, 64), Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+            out.extend(host.peek(a, 0x1000, got));
+        }
+        assert_eq!(out, data);
+        let g = *ipc.ledger().global();
+        assert_eq!(g.copies(Mechanism::Pipe, Direction::UserToKernel).bytes, 200);
+        assert_eq!(g.copies(Mechanism::Pipe, Direction::KernelToUser).bytes, 200);
+        assert!(g.operations_by(Mechanism::Pipe) > 10, "wrapped runs are separate copies");
+    }
+
+    #[test]
+    fn empty_blocks_then_eof_when_writers_gone() {
+        let (mut ipc, mut host, a, b) = setup();
+        let (r, w) = ipc.pipe_create(a).unwrap();
+        let rb = ipc.handle_grant(a, r, b, Rights::READ).unwrap();
+        ipc.handle_close(a, r, &mut host).unwrap();
+        assert_eq!(ipc.pipe_read(b, rb, host.slice(0, 8), Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
+        assert!(ipc.pipe_read(b, rb, host.slice(0, 8), Blocking::Forever, &mut host).unwrap().is_blocked());
+        ipc.handle_close(a, w, &mut host).unwrap();
+        assert_eq!(host.take_wakes(), vec![(b, Wakeup::Retry)]);
+        assert_eq!(ipc.pipe_read(b, rb, host.slice(0, 8), Blocking::Forever, &mut host), Ok(Outcome::Done(0)));
+    }
+
+    #[test]
+    fn broken_pipe_and_writer_woken() {
+        let (mut ipc, mut host, a, b) = setup();
+        let (r, w) = ipc.pipe_create(a).unwrap();
+        let wb = ipc.handle_grant(a, w, b, Rights::WRITE).unwrap();
+        // Fill the 64-byte pipe.
+        assert_eq!(ipc.pipe_write(b, wb, host.slice(0, 64), Blocking::Forever, &mut host), Ok(Outcome::Done(64)));
+        assert!(ipc.pipe_write(b, wb, host.slice(0, 1), Blocking::Forever, &mut host).unwrap().is_blocked());
+        ipc.handle_close(a, r, &mut host).unwrap();
+        assert_eq!(host.take_wakes(), vec![(b, Wakeup::Retry)]);
+        assert_eq!(ipc.pipe_write(b, wb, host.slice(0, 1), Blocking::Forever, &mut host), Err(Error::BrokenPipe));
+    }
+
+    #[test]
+    fn small_writes_are_atomic_large_ones_short() {
+        let (mut ipc, mut host, a, _) = setup();
+        let (r, w) = ipc.pipe_create(a).unwrap();
+        assert_eq!(ipc.pipe_write(a, w, host.slice(0, 60), Blocking::NonBlocking, &mut host), Ok(Outcome::Done(60)));
+        // 10 bytes do not fit in the 4 left: an atomic write must not be split.
+        assert_eq!(ipc.pipe_write(a, w, host.slice(0, 10), Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
+        assert_eq!(ipc.pipe_buffered(a, r), Ok(60));
+        assert_eq!(ipc.pipe_read(a, r, host.slice(0, 64), Blocking::NonBlocking, &mut host), Ok(Outcome::Done(60)));
+        // Wrong end, wrong rights.
+        assert_eq!(ipc.pipe_read(a, w, host.slice(0, 1), Blocking::NonBlocking, &mut host), Err(Error::PermissionDenied));
+        assert_eq!(ipc.pipe_write(a, r, host.slice(0, 1), Blocking::NonBlocking, &mut host), Err(Error::PermissionDenied));
+        // A bad address is a fault, and nothing is counted.
+        let before = ipc.ledger().global().total_bytes();
+        let bad = UserSlice::new(0xf_0000, 8, host.user_limit()).unwrap();
+        assert_eq!(ipc.pipe_write(a, w, bad, Blocking::NonBlocking, &mut host), Err(Error::BadAddress));
+        assert_eq!(ipc.ledger().global().total_bytes(), before);
+        assert_eq!(ipc.pipe_buffered(a, r), Ok(0));
+    }
+
+    #[test]
+    fn closing_both_ends_destroys_the_pipe() {
+        let (mut ipc, mut host, a, _) = setup();
+        let (r, w) = ipc.pipe_create(a).unwrap();
+        assert_eq!(ipc.usage().pipes, 1);
+        ipc.handle_close(a, r, &mut host).unwrap();
+        ipc.handle_close(a, w, &mut host).unwrap();
+        assert_eq!(ipc.usage().pipes, 0);
+        assert_eq!(ipc.usage().handles, 0);
+    }
+}

@@ -1,0 +1,138 @@
+//! Counting semaphores: the classic synchronisation primitive for shared regions.
+//!
+//! A semaphore holds a count of available units. [`Ipc::semaphore_wait`] takes one unit,
+//! or — when the count is zero — blocks (or fails with `WouldBlock`, or times out at a
+//! deadline). [`Ipc::semaphore_post`] gives one unit back: if someone is waiting, the unit
+//! goes straight to the longest waiter, whose wait completes with
+//! [`Completion::Acquired`]; otherwise the count grows. Handing the unit over directly
+//! (instead of waking everybody to race for it) keeps waiters served in order.
+//!
+//! Waiting needs [`Rights::WAIT`], posting [`Rights::SIGNAL`].
+
+use crate::error::Error;
+use crate::handle::Handle;
+use crate::host::{Host, ProcessId};
+use crate::kernel::Ipc;
+use crate::object::{Capability, Key, Object, ObjectKind, ObjectRef};
+use crate::rights::Rights;
+use crate::wait::{Blocking, Completion, Outcome, WaitOn, Wake, Wakeup};
+
+/// A semaphore's count.
+pub(crate) struct Semaphore {
+    count: u32,
+}
+
+impl Object for Semaphore {
+    const EMPTY: Self = Semaphore { count: 0 };
+}
+
+/// Rights of a new semaphore or notification handle.
+pub(crate) const SYNC_RIGHTS: Rights = Rights::SIGNAL
+    .union(Rights::WAIT)
+    .union(Rights::TRANSFER)
+    .union(Rights::DUPLICATE);
+
+impl<
+    const PROCESSES: usize,
+    const HANDLES: usize,
+    const OBJECTS: usize,
+    const PAYLOAD: usize,
+    const PIPE_CAPACITY: usize,
+> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+{
+    /// Creates a semaphore with `initial` units (SIGNAL, WAIT, TRANSFER, DUPLICATE).
+    pub fn semaphore_create(&mut self, caller: ProcessId, initial: u32) -> Result<Handle, Error> {
+        self.reserve_handles(caller, 1)?;
+        let (key, semaphore) = self.semaphores.allocate()?;
+        semaphore.count = initial;
+        let capability = Capability { object: ObjectRef::Semaphore(key), rights: SYNC_RIGHTS, badge: 0 };
+        self.install_new(caller, capability)
+    }
+
+    /// Takes one unit (needs WAIT); with none available, blocks per `blocking`. The host
+    /// resumes a blocked caller on [`Completion::Acquired`] (or `Failed(TimedOut)`).
+    pub fn semaphore_wait<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        handle: Handle,
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Result<Outcome<()>, Error> {
+        let key = self.semaphore_key(caller, handle, Rights::WAIT)?;
+        let semaphore = self.semaphores.get_mut(key).ok_or(Error::BadHandle)?;
+        if semaphore.count > 0 {
+            semaphore.count -= 1;
+            return Ok(Outcome::Done(()));
+        }
+        self.block(caller, WaitOn::Semaphore(key), blocking, host)
+    }
+
+    /// Gives one unit back (needs SIGNAL), directly to the longest waiter if there is one.
+    /// Fails with [`Error::InvalidArgument`] if the count would overflow.
+    pub fn semaphore_post<W: Wake + ?Sized>(
+        &mut self,
+        caller: ProcessId,
+        handle: Handle,
+        wake: &mut W,
+    ) -> Result<(), Error> {
+        let key = self.semaphore_key(caller, handle, Rights::SIGNAL)?;
+        if let Some((waiter, _)) = self.oldest_waiter(|on| *on == WaitOn::Semaphore(key)) {
+            self.finish_wait(waiter, Wakeup::Completed(Completion::Acquired), wake);
+            return Ok(());
+        }
+        let semaphore = self.semaphores.get_mut(key).ok_or(Error::BadHandle)?;
+        semaphore.count = semaphore.count.checked_add(1).ok_or(Error::InvalidArgument)?;
+        Ok(())
+    }
+
+    /// The number of available units (any handle to the semaphore).
+    pub fn semaphore_count(&self, caller: ProcessId, handle: Handle) -> Result<u32, Error> {
+        let key = self.semaphore_key(caller, handle, Rights::empty())?;
+        Ok(self.semaphores.get(key).map_or(0, |s| s.count))
+    }
+
+    fn semaphore_key(&self, caller: ProcessId, handle: Handle, needed: Rights) -> Result<Key, Error> {
+        match self.lookup(caller, handle, ObjectKind::Semaphore, needed)?.object {
+            ObjectRef::Semaphore(key) => Ok(key),
+            _ => Err(Error::WrongObjectKind),
+        }
+    }
+
+    pub(crate) fn semaphore_released<W: Wake + ?Sized>(&mut self, key: Key, wake: &mut W) {
+        let Some(slot) = self.semaphores.slot_mut(key) else { return };
+        slot.references -= 1;
+        if slot.references == 0 {
+            self.wake_all(Wakeup::Failed(Error::PeerClosed), wake, |on| *on == WaitOn::Semaphore(key));
+            self.semaphores.free(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{TestHost, TestIpc};
+    use crate::*;
+
+    #[test]
+    fn post_hands_units_to_waiters_in_order() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let b = ipc.process_create().unwrap();
+        let c = ipc.process_create().unwrap();
+        let s = ipc.semaphore_create(a, 1).unwrap();
+        let sb = ipc.handle_grant(a, s, b, Rights::WAIT).unwrap();
+        let sc = ipc.handle_grant(a, s, c, Rights::WAIT).unwrap();
+        assert_eq!(ipc.semaphore_wait(a, s, Blocking::NonBlocking, &mut host), Ok(Outcome::Done(())));
+        assert_eq!(ipc.semaphore_wait(a, s, Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
+        assert!(ipc.semaphore_wait(c, sc, Blocking::Forever, &mut host).unwrap().is_blocked());
+        assert!(ipc.semaphore_wait(b, sb, Blocking::Forever, &mut host).unwrap().is_blocked());
+        ipc.semaphore_post(a, s, &mut host).unwrap();
+        ipc.semaphore_post(a, s, &mut host).unwrap();
+        ipc.semaphore_post(a, s, &mut host).unwrap();
+        let acquired = Wakeup::Completed(Completion::Acquired);
+        assert_eq!(host.take_wakes(), vec![(c, acquired.clone()), (b, acquired)]);
+        assert_eq!(ipc.semaphore_count(a, s), Ok(1));
+        assert_eq!(ipc.semaphore_post(b, sb, &mut host), Err(Error::PermissionDenied));
+    }
+}
