@@ -100,7 +100,9 @@ fn frames_allocate_map_and_free() {
 #[test]
 fn boot_archive_holds_every_user_program() {
     let report = expect_pass("modules");
-    for program in kipc_qemu::USER_PROGRAMS {
+    let programs = kipc_qemu::user_programs();
+    assert!(programs.iter().any(|name| name == "init"), "{programs:?}");
+    for program in &programs {
         assert!(
             report.serial.contains(&format!("module: {program} (")),
             "{}",
@@ -176,12 +178,64 @@ fn harness_requires_the_pass_line_not_just_the_exit_code() {
 }
 
 #[test]
-fn unknown_scenario_lists_the_known_ones() {
+fn unknown_scenario_goes_to_init_which_lists_its_tests() {
     let report = boot("no-such-scenario");
     assert!(
-        report.serial.contains("known scenarios:"),
+        report.serial.contains("kernel scenarios:"),
         "{}",
         report.serial
     );
-    expect_failure(report, &["no scenario named \"no-such-scenario\""]);
+    assert!(
+        report
+            .serial
+            .contains("init: unknown test \"no-such-scenario\"; init knows:"),
+        "{}",
+        report.serial
+    );
+    expect_failure(report, &["init exited with code 2"]);
+}
+
+#[test]
+fn two_programs_run_side_by_side() {
+    let report = expect_pass("processes");
+    assert!(
+        report.serial.contains("hello one: round 2"),
+        "{}",
+        report.serial
+    );
+    assert!(
+        report.serial.contains("hello two: round 2"),
+        "{}",
+        report.serial
+    );
+    assert!(report.serial.contains("no leaks"), "{}", report.serial);
+}
+
+#[test]
+fn a_faulting_process_dies_alone() {
+    let report = expect_pass("isolation");
+    for line in [
+        "killed: #PF page fault at address 0xffffffff80100000",
+        "killed: #PF page fault at address 0x0 ",
+        "killed: #GP general protection fault",
+        "killed: #UD invalid opcode",
+        "killed: #DE divide error",
+        "hello bystander: round 5",
+    ] {
+        assert!(
+            report.serial.contains(line),
+            "missing {line:?}:\n{}",
+            report.serial
+        );
+    }
+}
+
+#[test]
+fn bad_system_call_arguments_get_errors() {
+    expect_pass("bad-arguments");
+}
+
+#[test]
+fn every_object_kind_works_through_system_calls() {
+    expect_pass("smoke");
 }

@@ -32,8 +32,23 @@ pub const EXIT_SUCCESS: i32 = 33;
 pub const EXIT_FAILURE: i32 = 35;
 /// Prefix of the kernel's verdict line on serial.
 pub const RESULT_PREFIX: &str = "KIPC-RESULT:";
-/// The user programs packed into the boot archive.
-pub const USER_PROGRAMS: &[&str] = &["init", "hello", "fault"];
+/// The user programs packed into the boot archive: every `qemu/user/src/bin/*.rs`.
+pub fn user_programs() -> Vec<String> {
+    let directory = repository_root().join("qemu/user/src/bin");
+    let mut names: Vec<String> = std::fs::read_dir(&directory)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| {
+                    let name = entry.file_name().into_string().ok()?;
+                    name.strip_suffix(".rs").map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
 
 /// Which cargo profile to build with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -293,8 +308,8 @@ pub fn build(profile: Profile, output: BuildOutput) -> Result<Artifacts, Error> 
     cargo_build(&root.join("qemu/kernel"), &kernel_target, profile, output)?;
     let binaries = user_target.join(TARGET).join(profile.directory());
     let mut programs = Vec::new();
-    for name in USER_PROGRAMS {
-        let path = binaries.join(name);
+    for name in user_programs() {
+        let path = binaries.join(&name);
         let bytes = std::fs::read(&path)
             .map_err(|error| Error::Io(format!("reading {}", path.display()), error))?;
         programs.push((name.to_string(), bytes));

@@ -35,6 +35,139 @@ pub mod number {
     pub const PROCESS_ID: u64 = 7;
     /// `kernel_stats(ptr, len)`: copies a [`super::KernelStats`] out.
     pub const KERNEL_STATS: u64 = 8;
+
+    // ----- handles -----
+    /// `handle_close(handle)`.
+    pub const HANDLE_CLOSE: u64 = 16;
+    /// `handle_duplicate(handle, rights)` -> new handle with a subset of rights.
+    pub const HANDLE_DUPLICATE: u64 = 17;
+    /// `handle_info(handle)` -> `rax` = kind | rights << 8, `rdx` = badge.
+    pub const HANDLE_INFO: u64 = 18;
+
+    // ----- mailboxes -----
+    /// `mailbox_create()` -> handle (READ, WRITE, TRANSFER, DUPLICATE).
+    pub const MAILBOX_CREATE: u64 = 32;
+    /// `mailbox_mint(handle, rights, badge)` -> a send handle carrying `badge`.
+    pub const MAILBOX_MINT: u64 = 33;
+    /// `mailbox_send(handle, ptr, len, handles_ptr, handle_count, deadline)`.
+    pub const MAILBOX_SEND: u64 = 34;
+    /// `mailbox_receive(handle, ptr, len, handle_array_ptr, deadline)` ->
+    /// `rax` = length, `rdx` = badge, `r8` = reply handle (0 if the message
+    /// was not a call); transferred handles land in the [`super::HandleArray`]
+    /// (which must be writable; pass 0 to refuse messages carrying handles).
+    pub const MAILBOX_RECEIVE: u64 = 35;
+    /// `mailbox_call(handle, ptr, len, reply_ptr, reply_len, handle_array_ptr)`:
+    /// sends the handles in the array (if non-zero), waits for the reply; the
+    /// array then holds the handles the reply carried. `rax` = reply length.
+    pub const MAILBOX_CALL: u64 = 36;
+    /// `mailbox_reply(reply_handle, ptr, len, handles_ptr, handle_count)`.
+    pub const MAILBOX_REPLY: u64 = 37;
+
+    // ----- pipes and FIFOs -----
+    /// `pipe_create()` -> `rax` = read handle, `rdx` = write handle.
+    pub const PIPE_CREATE: u64 = 48;
+    /// `pipe_read(handle, ptr, len, deadline)` -> bytes read (0 = end of file).
+    pub const PIPE_READ: u64 = 49;
+    /// `pipe_write(handle, ptr, len, deadline)` -> bytes written.
+    pub const PIPE_WRITE: u64 = 50;
+    /// `fifo_create(name_ptr, name_len)`.
+    pub const FIFO_CREATE: u64 = 51;
+    /// `fifo_open(name_ptr, name_len, mode, deadline)` -> handle; mode 0 reads, 1 writes.
+    pub const FIFO_OPEN: u64 = 52;
+    /// `fifo_unlink(name_ptr, name_len)`.
+    pub const FIFO_UNLINK: u64 = 53;
+
+    // ----- message queues -----
+    /// `mqueue_create(name_ptr, name_len, max_messages, max_message_size)` -> handle.
+    pub const MQUEUE_CREATE: u64 = 64;
+    /// `mqueue_open(name_ptr, name_len)` -> handle.
+    pub const MQUEUE_OPEN: u64 = 65;
+    /// `mqueue_unlink(name_ptr, name_len)`.
+    pub const MQUEUE_UNLINK: u64 = 66;
+    /// `mqueue_send(handle, ptr, len, priority, deadline)`.
+    pub const MQUEUE_SEND: u64 = 67;
+    /// `mqueue_receive(handle, ptr, len, deadline)` -> `rax` = length, `rdx` = priority.
+    pub const MQUEUE_RECEIVE: u64 = 68;
+    /// `mqueue_attributes(handle)` -> `rax` = max messages, `rdx` = max size,
+    /// `r8` = messages queued.
+    pub const MQUEUE_ATTRIBUTES: u64 = 69;
+
+    // ----- shared regions and page loans -----
+    /// `region_create(pages)` -> handle.
+    pub const REGION_CREATE: u64 = 80;
+    /// `region_map(handle, address, writable)` -> address (0 = kernel picks).
+    pub const REGION_MAP: u64 = 81;
+    /// `region_unmap(address)`.
+    pub const REGION_UNMAP: u64 = 82;
+    /// `pages_loan(address, pages)` -> handle of a region holding those
+    /// pages, which leave the caller's address space.
+    pub const PAGES_LOAN: u64 = 83;
+    /// `region_pages(handle)` -> size in pages.
+    pub const REGION_PAGES: u64 = 84;
+
+    // ----- semaphores and notifications -----
+    /// `semaphore_create(initial)` -> handle.
+    pub const SEMAPHORE_CREATE: u64 = 96;
+    /// `semaphore_wait(handle, deadline)`.
+    pub const SEMAPHORE_WAIT: u64 = 97;
+    /// `semaphore_post(handle)`.
+    pub const SEMAPHORE_POST: u64 = 98;
+    /// `notification_create()` -> handle.
+    pub const NOTIFICATION_CREATE: u64 = 99;
+    /// `notification_signal(handle, bits)`.
+    pub const NOTIFICATION_SIGNAL: u64 = 100;
+    /// `notification_wait(handle, deadline)` -> `rdx` = the bits (cleared).
+    pub const NOTIFICATION_WAIT: u64 = 101;
+
+    // ----- copy accounting -----
+    /// `ledger_read(ptr, len, process)` -> copies a [`super::LedgerRecord`]:
+    /// the global ledger for `process` = [`super::LEDGER_GLOBAL`], else that
+    /// process's column.
+    pub const LEDGER_READ: u64 = 112;
+    /// `ledger_reset()`: zeroes the ledger (starts a new experiment).
+    pub const LEDGER_RESET: u64 = 113;
+}
+
+/// Deadline meaning "fail with WouldBlock instead of waiting".
+pub const NO_WAIT: u64 = 0;
+/// Deadline meaning "wait as long as it takes".
+pub const FOREVER: u64 = u64::MAX;
+// Any other deadline is an absolute time in milliseconds since boot (the
+// `clock(UPTIME_MS)` scale); a call still waiting then fails with TimedOut.
+
+/// Most handles one message carries (kipc's `MAX_MESSAGE_HANDLES`).
+pub const MESSAGE_HANDLES: usize = 4;
+
+/// Handles travelling with a mailbox message, in user memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandleArray {
+    /// How many of `handles` are used.
+    pub count: u32,
+    /// Raw handle values.
+    pub handles: [u32; MESSAGE_HANDLES],
+}
+
+/// `process` argument of `ledger_read` selecting the global ledger.
+pub const LEDGER_GLOBAL: u64 = u64::MAX;
+/// Mechanisms in ledger order (kipc's `Mechanism`).
+pub const MECHANISMS: usize = 8;
+/// Directions in ledger order (kipc's `Direction`): user->kernel,
+/// kernel->user, kernel->kernel, user->user.
+pub const DIRECTIONS: usize = 4;
+
+/// The copy ledger as user space sees it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LedgerRecord {
+    /// Copy operations, by mechanism and direction.
+    pub operations: [[u64; DIRECTIONS]; MECHANISMS],
+    /// Bytes copied, by mechanism and direction.
+    pub bytes: [[u64; DIRECTIONS]; MECHANISMS],
+    /// Pages mapped, by mechanism.
+    pub pages_mapped: [u64; MECHANISMS],
+    /// Pages loaned, by mechanism.
+    pub pages_loaned: [u64; MECHANISMS],
 }
 
 /// Clock kinds for [`number::CLOCK`].

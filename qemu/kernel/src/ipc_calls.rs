@@ -1,24 +1,527 @@
-//! The kipc system calls: decode registers, build allegations, call kipc.
+//! The kipc system calls: decode registers into validated allegations, call
+//! the kipc façade, and turn its answer into registers or a parked process.
+//!
+//! Nothing here touches user memory directly: buffers become
+//! `kipc::UserSlice`s (range-checked against the user half) and kipc copies
+//! through [`KernelHost`], whose page-table walk reports faults as errors.
+//! Small fixed-size arguments (names, handle arrays) are copied with
+//! [`AddressSpace`]'s checked copy.
 
-use kipc::{Completion, Error, ProcessId};
+use kipc::{
+    Access, Blocking, Completion, Error, Handle, Mechanism, OpenMode, Outcome, ProcessId, Rights,
+    UserLimit, UserSlice,
+};
+use kipc_abi::{HandleArray, LedgerRecord, MESSAGE_HANDLES, number};
 
 use crate::address_space::AddressSpace;
+use crate::elf::USER_END;
+use crate::host::KernelHost;
 use crate::interrupts::TrapFrame;
-use crate::process::System;
-use crate::syscall::{Flow, result};
+use crate::process::{State, System};
+use crate::syscall::{Flow, copy_string, result, space_of};
+
+const LIMIT: UserLimit = UserLimit::new(USER_END);
+
+fn slice(address: u64, length: u64) -> Result<UserSlice, Error> {
+    let length = usize::try_from(length).map_err(|_| Error::BadAddress)?;
+    UserSlice::new(address, length, LIMIT)
+}
+
+fn handle_from(raw: u64) -> Result<Handle, Error> {
+    u32::try_from(raw)
+        .map(Handle::from_raw)
+        .map_err(|_| Error::BadHandle)
+}
+
+/// Converts a user deadline (ms since boot, or NO_WAIT / FOREVER) to kipc's
+/// blocking mode in timer ticks.
+fn blocking(deadline: u64) -> Blocking {
+    match deadline {
+        kipc_abi::NO_WAIT => Blocking::NonBlocking,
+        kipc_abi::FOREVER => Blocking::Forever,
+        milliseconds => {
+            Blocking::Until(milliseconds.div_ceil(1000 / u64::from(crate::timer::TICK_HZ)))
+        }
+    }
+}
+
+fn name(space: &AddressSpace, address: u64, length: u64) -> Result<heapless::Vec<u8, 64>, Error> {
+    if length > kipc::NAME_MAX as u64 {
+        return Err(Error::NameTooLong);
+    }
+    copy_string::<64>(space, address, length)
+}
+
+/// Reads `count` raw handles from user memory.
+fn read_handles(
+    space: &AddressSpace,
+    address: u64,
+    count: u64,
+) -> Result<heapless::Vec<Handle, MESSAGE_HANDLES>, Error> {
+    if count > MESSAGE_HANDLES as u64 {
+        return Err(Error::InvalidArgument);
+    }
+    let mut raw = [0u8; MESSAGE_HANDLES * 4];
+    let bytes = &mut raw[..count as usize * 4];
+    space
+        .copy_from_user(address, bytes)
+        .map_err(|_| Error::BadAddress)?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|chunk| Handle::from_raw(u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])))
+        .collect())
+}
+
+fn read_handle_array(space: &AddressSpace, address: u64) -> Result<HandleArray, Error> {
+    let mut bytes = [0u8; size_of::<HandleArray>()];
+    space
+        .copy_from_user(address, &mut bytes)
+        .map_err(|_| Error::BadAddress)?;
+    let word = |index: usize| {
+        u32::from_le_bytes([
+            bytes[index * 4],
+            bytes[index * 4 + 1],
+            bytes[index * 4 + 2],
+            bytes[index * 4 + 3],
+        ])
+    };
+    let mut array = HandleArray {
+        count: word(0),
+        handles: [0; MESSAGE_HANDLES],
+    };
+    for (index, slot) in array.handles.iter_mut().enumerate() {
+        *slot = word(index + 1);
+    }
+    if array.count as usize > MESSAGE_HANDLES {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(array)
+}
+
+fn write_handle_array(space: &AddressSpace, address: u64, handles: &[Handle]) -> Result<(), Error> {
+    let mut bytes = [0u8; size_of::<HandleArray>()];
+    bytes[..4].copy_from_slice(&(handles.len() as u32).to_le_bytes());
+    for (index, handle) in handles.iter().enumerate() {
+        bytes[4 + index * 4..8 + index * 4].copy_from_slice(&handle.into_raw().to_le_bytes());
+    }
+    space
+        .copy_to_user(address, &bytes)
+        .map_err(|_| Error::BadAddress)
+}
+
+/// Checks that a handle array can be written before kipc installs handles
+/// the caller could otherwise never learn about.
+fn probe_handle_array(space: &AddressSpace, address: u64) -> Result<(), Error> {
+    let current = read_handle_array(space, address).unwrap_or_default();
+    let mut bytes = [0u8; size_of::<HandleArray>()];
+    bytes[..4].copy_from_slice(&current.count.to_le_bytes());
+    for (index, handle) in current.handles.iter().enumerate() {
+        bytes[4 + index * 4..8 + index * 4].copy_from_slice(&handle.to_le_bytes());
+    }
+    space
+        .copy_to_user(address, &bytes)
+        .map_err(|_| Error::BadAddress)
+}
+
+fn park(system: &mut System, caller: ProcessId) -> Flow {
+    if let Some(process) = system.processes.get_mut(caller) {
+        process.state = State::BlockedIpc;
+    }
+    Flow::Switch
+}
+
+fn outcome<T>(
+    system: &mut System,
+    caller: ProcessId,
+    answer: Result<Outcome<T>, Error>,
+    registers: impl FnOnce(T) -> Flow,
+) -> Flow {
+    match answer {
+        Ok(Outcome::Done(done)) => registers(done),
+        Ok(Outcome::Blocked) => park(system, caller),
+        Err(error) => result(Err(error)),
+    }
+}
+
+fn value(value: u64) -> Flow {
+    result(Ok(value))
+}
 
 /// Handles every system call number that is not a process call.
-pub fn handle(
-    _system: &mut System,
-    _caller: ProcessId,
-    _number: u64,
-    _arguments: [u64; 6],
-) -> Flow {
-    result(Err(Error::InvalidArgument))
+pub fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 6]) -> Flow {
+    match call(system, caller, number, arguments) {
+        Ok(flow) => flow,
+        Err(error) => result(Err(error)),
+    }
+}
+
+fn call(
+    system: &mut System,
+    caller: ProcessId,
+    number: u64,
+    [a0, a1, a2, a3, a4, a5]: [u64; 6],
+) -> Result<Flow, Error> {
+    let System { ipc, processes } = &mut *system;
+    let mut host = KernelHost { processes };
+    let flow = match number {
+        // ----- handles -----
+        number::HANDLE_CLOSE => {
+            ipc.handle_close(caller, handle_from(a0)?, &mut host)?;
+            value(0)
+        }
+        number::HANDLE_DUPLICATE => {
+            let rights = Rights::from_bits(a1 as u32).ok_or(Error::InvalidArgument)?;
+            let new = ipc.handle_duplicate(caller, handle_from(a0)?, rights)?;
+            value(u64::from(new.into_raw()))
+        }
+        number::HANDLE_INFO => {
+            let info = ipc.handle_info(caller, handle_from(a0)?)?;
+            let packed = info.kind as u64 | (u64::from(info.rights.bits()) << 8);
+            Flow::Return(kipc_abi::encode(Ok(packed)), Some(info.badge), None)
+        }
+
+        // ----- mailboxes -----
+        number::MAILBOX_CREATE => value(u64::from(ipc.mailbox_create(caller)?.into_raw())),
+        number::MAILBOX_MINT => {
+            let rights = Rights::from_bits(a1 as u32).ok_or(Error::InvalidArgument)?;
+            let minted = ipc.mailbox_mint(caller, handle_from(a0)?, rights, a2)?;
+            value(u64::from(minted.into_raw()))
+        }
+        number::MAILBOX_SEND => {
+            let handles = read_handles(&host.processes_space(caller), a3, a4)?;
+            let answer = ipc.mailbox_send(
+                caller,
+                handle_from(a0)?,
+                slice(a1, a2)?,
+                &handles,
+                blocking(a5),
+                &mut host,
+            );
+            return Ok(outcome(system, caller, answer, |()| value(0)));
+        }
+        number::MAILBOX_RECEIVE => {
+            if a3 != 0 {
+                probe_handle_array(&host.processes_space(caller), a3)?;
+            }
+            let answer = ipc.mailbox_receive(
+                caller,
+                handle_from(a0)?,
+                slice(a1, a2)?,
+                blocking(a4),
+                &mut host,
+            );
+            return Ok(match answer {
+                Ok(Outcome::Done(received)) => {
+                    let space = space_of(system, caller);
+                    received_registers(space, a3, received)
+                }
+                Ok(Outcome::Blocked) => park(system, caller),
+                Err(error) => result(Err(error)),
+            });
+        }
+        number::MAILBOX_CALL => {
+            let handles = if a5 != 0 {
+                let space = host.processes_space(caller);
+                let array = read_handle_array(&space, a5)?;
+                probe_handle_array(&space, a5)?;
+                array.handles[..array.count as usize]
+                    .iter()
+                    .map(|&raw| Handle::from_raw(raw))
+                    .collect()
+            } else {
+                heapless::Vec::<Handle, MESSAGE_HANDLES>::new()
+            };
+            let answer = ipc.mailbox_call(
+                caller,
+                handle_from(a0)?,
+                slice(a1, a2)?,
+                &handles,
+                slice(a3, a4)?,
+                None,
+                &mut host,
+            );
+            return Ok(match answer {
+                Ok(Outcome::Done(received)) => {
+                    let space = space_of(system, caller);
+                    received_registers(space, a5, received)
+                }
+                Ok(Outcome::Blocked) => park(system, caller),
+                Err(error) => result(Err(error)),
+            });
+        }
+        number::MAILBOX_REPLY => {
+            let handles = read_handles(&host.processes_space(caller), a3, a4)?;
+            ipc.mailbox_reply(
+                caller,
+                handle_from(a0)?,
+                slice(a1, a2)?,
+                &handles,
+                &mut host,
+            )?;
+            value(0)
+        }
+
+        // ----- pipes and FIFOs -----
+        number::PIPE_CREATE => {
+            let (read, write) = ipc.pipe_create(caller)?;
+            Flow::Return(
+                kipc_abi::encode(Ok(u64::from(read.into_raw()))),
+                Some(u64::from(write.into_raw())),
+                None,
+            )
+        }
+        number::PIPE_READ => {
+            let answer = ipc.pipe_read(
+                caller,
+                handle_from(a0)?,
+                slice(a1, a2)?,
+                blocking(a3),
+                &mut host,
+            );
+            return Ok(outcome(system, caller, answer, |length| {
+                value(length as u64)
+            }));
+        }
+        number::PIPE_WRITE => {
+            let answer = ipc.pipe_write(
+                caller,
+                handle_from(a0)?,
+                slice(a1, a2)?,
+                blocking(a3),
+                &mut host,
+            );
+            return Ok(outcome(system, caller, answer, |length| {
+                value(length as u64)
+            }));
+        }
+        number::FIFO_CREATE => {
+            let name = name(&host.processes_space(caller), a0, a1)?;
+            ipc.fifo_create(caller, &name)?;
+            value(0)
+        }
+        number::FIFO_OPEN => {
+            let name = name(&host.processes_space(caller), a0, a1)?;
+            let mode = match a2 {
+                0 => OpenMode::Read,
+                1 => OpenMode::Write,
+                _ => return Err(Error::InvalidArgument),
+            };
+            let answer = ipc.fifo_open(caller, &name, mode, blocking(a3), &mut host);
+            return Ok(outcome(system, caller, answer, |handle| {
+                value(u64::from(handle.into_raw()))
+            }));
+        }
+        number::FIFO_UNLINK => {
+            let name = name(&host.processes_space(caller), a0, a1)?;
+            ipc.fifo_unlink(caller, &name, &mut host)?;
+            value(0)
+        }
+
+        // ----- message queues -----
+        number::MQUEUE_CREATE => {
+            let name = name(&host.processes_space(caller), a0, a1)?;
+            let max_messages = usize::try_from(a2).map_err(|_| Error::InvalidArgument)?;
+            let max_size = usize::try_from(a3).map_err(|_| Error::InvalidArgument)?;
+            value(u64::from(
+                ipc.mqueue_create(caller, &name, max_messages, max_size)?
+                    .into_raw(),
+            ))
+        }
+        number::MQUEUE_OPEN => {
+            let name = name(&host.processes_space(caller), a0, a1)?;
+            value(u64::from(ipc.mqueue_open(caller, &name)?.into_raw()))
+        }
+        number::MQUEUE_UNLINK => {
+            let name = name(&host.processes_space(caller), a0, a1)?;
+            ipc.mqueue_unlink(caller, &name)?;
+            value(0)
+        }
+        number::MQUEUE_SEND => {
+            let priority = u8::try_from(a3).map_err(|_| Error::InvalidArgument)?;
+            let answer = ipc.mqueue_send(
+                caller,
+                handle_from(a0)?,
+                slice(a1, a2)?,
+                priority,
+                blocking(a4),
+                &mut host,
+            );
+            return Ok(outcome(system, caller, answer, |()| value(0)));
+        }
+        number::MQUEUE_RECEIVE => {
+            let answer = ipc.mqueue_receive(
+                caller,
+                handle_from(a0)?,
+                slice(a1, a2)?,
+                blocking(a3),
+                &mut host,
+            );
+            return Ok(outcome(system, caller, answer, |message| {
+                Flow::Return(
+                    kipc_abi::encode(Ok(message.length as u64)),
+                    Some(u64::from(message.priority)),
+                    None,
+                )
+            }));
+        }
+        number::MQUEUE_ATTRIBUTES => {
+            let attributes = ipc.mqueue_attributes(caller, handle_from(a0)?)?;
+            Flow::Return(
+                kipc_abi::encode(Ok(attributes.max_messages as u64)),
+                Some(attributes.max_message_size as u64),
+                Some(attributes.queued as u64),
+            )
+        }
+
+        // ----- shared regions and page loans -----
+        number::REGION_CREATE => {
+            let pages = usize::try_from(a0).map_err(|_| Error::InvalidArgument)?;
+            value(u64::from(
+                ipc.region_create(caller, pages, &mut host)?.into_raw(),
+            ))
+        }
+        number::REGION_MAP => {
+            let access = match a2 {
+                0 => Access::ReadOnly,
+                1 => Access::ReadWrite,
+                _ => return Err(Error::InvalidArgument),
+            };
+            let at = (a1 != 0).then_some(a1);
+            value(ipc.region_map(caller, handle_from(a0)?, at, access, &mut host)?)
+        }
+        number::REGION_UNMAP => {
+            ipc.region_unmap(caller, a0, &mut host)?;
+            value(0)
+        }
+        number::PAGES_LOAN => {
+            let pages = usize::try_from(a1).map_err(|_| Error::InvalidArgument)?;
+            value(u64::from(
+                ipc.pages_loan(caller, a0, pages, &mut host)?.into_raw(),
+            ))
+        }
+        number::REGION_PAGES => value(ipc.region_pages(caller, handle_from(a0)?)? as u64),
+
+        // ----- semaphores and notifications -----
+        number::SEMAPHORE_CREATE => {
+            let initial = u32::try_from(a0).map_err(|_| Error::InvalidArgument)?;
+            value(u64::from(ipc.semaphore_create(caller, initial)?.into_raw()))
+        }
+        number::SEMAPHORE_WAIT => {
+            let answer = ipc.semaphore_wait(caller, handle_from(a0)?, blocking(a1), &mut host);
+            return Ok(outcome(system, caller, answer, |()| value(0)));
+        }
+        number::SEMAPHORE_POST => {
+            ipc.semaphore_post(caller, handle_from(a0)?, &mut host)?;
+            value(0)
+        }
+        number::NOTIFICATION_CREATE => {
+            value(u64::from(ipc.notification_create(caller)?.into_raw()))
+        }
+        number::NOTIFICATION_SIGNAL => {
+            ipc.notification_signal(caller, handle_from(a0)?, a1, &mut host)?;
+            value(0)
+        }
+        number::NOTIFICATION_WAIT => {
+            let answer = ipc.notification_wait(caller, handle_from(a0)?, blocking(a1), &mut host);
+            return Ok(outcome(system, caller, answer, |bits| {
+                Flow::Return(kipc_abi::encode(Ok(0)), Some(bits), None)
+            }));
+        }
+
+        // ----- copy accounting -----
+        number::LEDGER_READ => {
+            if a1 != size_of::<LedgerRecord>() as u64 {
+                return Err(Error::InvalidArgument);
+            }
+            let ledger = ipc.ledger();
+            let counters = if a2 == kipc_abi::LEDGER_GLOBAL {
+                ledger.global()
+            } else {
+                ledger
+                    .process(ProcessId::from_raw(a2))
+                    .ok_or(Error::NoSuchProcess)?
+            };
+            let record = ledger_record(counters);
+            // SAFETY: LedgerRecord is repr(C) and made of u64 arrays only (no
+            // padding), so its bytes are all initialised.
+            let bytes = unsafe {
+                core::slice::from_raw_parts(
+                    (&raw const record).cast::<u8>(),
+                    size_of::<LedgerRecord>(),
+                )
+            };
+            host.processes_space(caller)
+                .copy_to_user(a0, bytes)
+                .map_err(|_| Error::BadAddress)?;
+            value(0)
+        }
+        number::LEDGER_RESET => {
+            ipc.ledger_reset();
+            value(0)
+        }
+        _ => return Err(Error::InvalidArgument),
+    };
+    Ok(flow)
+}
+
+/// The ledger's counters in the ABI layout.
+pub fn ledger_record(counters: &kipc::Counters) -> LedgerRecord {
+    let mut record = LedgerRecord::default();
+    for mechanism in Mechanism::ALL {
+        for direction in kipc::Direction::ALL {
+            let counter = counters.copies(mechanism, direction);
+            record.operations[mechanism as usize][direction as usize] = counter.operations;
+            record.bytes[mechanism as usize][direction as usize] = counter.bytes;
+        }
+        record.pages_mapped[mechanism as usize] = counters.pages_mapped(mechanism);
+        record.pages_loaned[mechanism as usize] = counters.pages_loaned(mechanism);
+    }
+    record
+}
+
+/// Registers (and handle array) for a delivered message.
+fn received_registers(space: &AddressSpace, array: u64, received: kipc::Received) -> Flow {
+    if array != 0 {
+        // Checked writable before kipc ran; the process has not run since.
+        let _ = write_handle_array(space, array, &received.handles);
+    }
+    Flow::Return(
+        kipc_abi::encode(Ok(received.length as u64)),
+        Some(received.badge),
+        Some(
+            received
+                .reply
+                .map_or(0, |reply| u64::from(reply.into_raw())),
+        ),
+    )
 }
 
 /// Writes the result of a call kipc completed on a parked process's behalf.
-pub fn deliver_completion(_space: &AddressSpace, frame: &mut TrapFrame, completion: Completion) {
-    let _ = completion;
-    frame.rax = kipc_abi::encode(Ok(0));
+/// The frame still holds the call's number (in `rax`) and its arguments.
+pub fn deliver_completion(space: &AddressSpace, frame: &mut TrapFrame, completion: Completion) {
+    let flow = match completion {
+        Completion::Received(received) => {
+            let array = match frame.rax {
+                number::MAILBOX_RECEIVE => frame.r10,
+                number::MAILBOX_CALL => frame.r9,
+                _ => 0,
+            };
+            received_registers(space, array, received)
+        }
+        Completion::Acquired => value(0),
+        Completion::Notified(bits) => Flow::Return(kipc_abi::encode(Ok(0)), Some(bits), None),
+        Completion::Opened(handle) => value(u64::from(handle.into_raw())),
+    };
+    crate::syscall::apply(frame, flow);
+}
+
+impl KernelHost<'_> {
+    /// The address space of `process` (alive: it is the caller).
+    fn processes_space(&self, process: ProcessId) -> &AddressSpace {
+        &self
+            .processes
+            .get(process)
+            .expect("the caller is alive")
+            .space
+    }
 }

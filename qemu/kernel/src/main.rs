@@ -39,10 +39,10 @@ use spin::Once;
 /// The line prefix the runner parses for the verdict.
 pub const RESULT_PREFIX: &str = "KIPC-RESULT:";
 
-static SCENARIO: Once<&'static str> = Once::new();
+static SCENARIO: Once<heapless::String<64>> = Once::new();
 
 fn scenario_name() -> &'static str {
-    SCENARIO.get().copied().unwrap_or("boot")
+    SCENARIO.get().map_or("boot", |name| name.as_str())
 }
 
 /// Reports success of the running scenario and exits QEMU (exit status 33).
@@ -95,7 +95,7 @@ extern "C" fn kernel_entry(start_info: u32) -> ! {
         let _ = scenario_argument.push(character);
     }
     let scenario = scenarios::find(&scenario_argument);
-    SCENARIO.call_once(|| scenario.map_or("unknown", |scenario| scenario.name));
+    SCENARIO.call_once(|| scenario_argument.clone());
     memory::drop_identity_map();
     memory::init(&boot);
     address_space::init();
@@ -134,12 +134,22 @@ extern "C" fn kernel_entry(start_info: u32) -> ! {
             println!("  scenario {}: {}", scenario.name, scenario.about);
             (scenario.run)(&kernel)
         }
+        None if programs::find(&scenario_argument).is_some() => {
+            println!(
+                "  scenario {scenario_argument}: the user program of that name runs as the first process"
+            );
+            process::run_root(&scenario_argument, "")
+        }
         None => {
-            println!("  known scenarios:");
+            println!(
+                "  scenario {scenario_argument}: not a kernel scenario; init runs its test of that name"
+            );
+            println!("  (kernel scenarios:");
             for scenario in scenarios::ALL {
                 println!("    {:<16} {}", scenario.name, scenario.about);
             }
-            fail(format_args!("no scenario named \"{scenario_argument}\""))
+            println!("  )");
+            process::run_root("init", &scenario_argument)
         }
     }
 }

@@ -5,8 +5,14 @@
 //! scenarios go wrong on purpose; the test suite checks that the runner
 //! reports them as failures with the right message.
 //!
-//! To add a scenario: write a `fn(&Kernel) -> !` below, add it to [`ALL`],
-//! and add a test in `tests/boot.rs` that boots it.
+//! Any other scenario name runs user space: the program of that name if the
+//! boot archive has one, otherwise `init` with the name as its argument.
+//! Either way the first process is the scenario's root: when it exits,
+//! [`root_exited`] judges the scenario (exit code 0, no process left, no
+//! kipc object, frame or mapping leaked).
+//!
+//! To add a kernel scenario: write a `fn(&Kernel) -> !` below, add it to
+//! [`ALL`], and add a test in `tests/boot.rs` that boots it.
 
 use x86_64::VirtAddr;
 use x86_64::structures::paging::{Mapper, Page, PageTableFlags, Size4KiB};
@@ -53,21 +59,6 @@ pub static ALL: &[Scenario] = &[
         run: modules,
     },
     Scenario {
-        name: "processes",
-        about: "init spawns two programs that run side by side and collects their exit codes",
-        run: |_| user("processes"),
-    },
-    Scenario {
-        name: "isolation",
-        about: "eleven kinds of user fault each kill only the faulting process",
-        run: |_| user("isolation"),
-    },
-    Scenario {
-        name: "bad-arguments",
-        about: "bad pointers and lengths in system calls get errors, never a crash",
-        run: |_| user("bad-arguments"),
-    },
-    Scenario {
         name: "fault-page",
         about: "MUST FAIL: the kernel reads an unmapped address",
         run: fault_page,
@@ -98,12 +89,6 @@ pub static ALL: &[Scenario] = &[
         run: fault_no_verdict,
     },
 ];
-
-/// Runs `init` with `test` as its argument; the scenario passes if init
-/// exits with 0 and nothing leaked.
-fn user(test: &str) -> ! {
-    crate::process::run_root("init", test)
-}
 
 /// Called when the scenario's root process exits: judges the scenario.
 pub fn root_exited(view: SystemView, name: &str, code: u32) -> ! {

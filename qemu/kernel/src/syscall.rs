@@ -110,18 +110,22 @@ pub fn set_kernel_stack(top: u64) {
 
 /// What a system call handler decided.
 pub enum Flow {
-    /// Return to the caller with `rax` (and `rdx` when `Some`).
-    Return(u64, Option<u64>),
+    /// Return to the caller with `rax` (and `rdx`, `r8` when `Some`).
+    Return(u64, Option<u64>, Option<u64>),
     /// The caller is parked; run someone else.
     Switch,
 }
 
 fn error(error: Error) -> Flow {
-    Flow::Return(kipc_abi::encode(Err(ErrorCode::from(error) as u32)), None)
+    Flow::Return(
+        kipc_abi::encode(Err(ErrorCode::from(error) as u32)),
+        None,
+        None,
+    )
 }
 
 fn value(value: u64) -> Flow {
-    Flow::Return(kipc_abi::encode(Ok(value)), None)
+    Flow::Return(kipc_abi::encode(Ok(value)), None, None)
 }
 
 /// Turns a kipc result into a flow.
@@ -153,17 +157,25 @@ pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
     ];
     let flow = handle(system, caller, registers.rax, arguments);
     match flow {
-        Flow::Return(rax, rdx) => {
+        Flow::Return(..) => {
             // SAFETY: as above; the caller resumes with these results.
-            unsafe {
-                (*frame).rax = rax;
-                if let Some(rdx) = rdx {
-                    (*frame).rdx = rdx;
-                }
-            }
+            apply(unsafe { &mut *frame }, flow);
             frame
         }
         Flow::Switch => process::schedule(&mut system.processes, frame),
+    }
+}
+
+/// Writes a `Flow::Return`'s registers into `frame`.
+pub fn apply(frame: &mut TrapFrame, flow: Flow) {
+    if let Flow::Return(rax, rdx, r8) = flow {
+        frame.rax = rax;
+        if let Some(rdx) = rdx {
+            frame.rdx = rdx;
+        }
+        if let Some(r8) = r8 {
+            frame.r8 = r8;
+        }
     }
 }
 

@@ -50,7 +50,7 @@ impl PartialEq<kipc::ErrorCode> for SysError {
 /// Result of a system call.
 pub type SysResult<T> = Result<T, SysError>;
 
-/// Issues system call `number` with six arguments; returns `(rax, rdx)`.
+/// Issues system call `number` with six arguments; returns `(rax, rdx, r8)`.
 ///
 /// # Safety
 /// The arguments must satisfy the kernel's contract for `number`: memory the
@@ -58,11 +58,12 @@ pub type SysResult<T> = Result<T, SysError>;
 /// (The kernel validates every pointer, so a wrong one yields an error, not
 /// memory corruption of the kernel; this is `unsafe` for the program's sake.)
 #[inline(always)]
-pub unsafe fn syscall(number: u64, arguments: [u64; 6]) -> (u64, u64) {
+pub unsafe fn syscall(number: u64, arguments: [u64; 6]) -> (u64, u64, u64) {
     let rax: u64;
     let rdx: u64;
+    let r8: u64;
     // SAFETY: the `syscall` instruction transfers to the kernel, which
-    // preserves every register except rax and rdx (results), rcx and r11
+    // preserves every register except rax, rdx, r8 (results), rcx and r11
     // (clobbered by the instruction), as declared here.
     unsafe {
         asm!(
@@ -72,30 +73,39 @@ pub unsafe fn syscall(number: u64, arguments: [u64; 6]) -> (u64, u64) {
             in("rsi") arguments[1],
             inlateout("rdx") arguments[2] => rdx,
             in("r10") arguments[3],
-            in("r8") arguments[4],
+            inlateout("r8") arguments[4] => r8,
             in("r9") arguments[5],
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
         );
     }
-    (rax, rdx)
+    (rax, rdx, r8)
 }
 
 /// A system call whose arguments carry no pointers the kernel writes through,
 /// decoded into a value or an error.
 pub fn call(number: u64, arguments: [u64; 6]) -> SysResult<u64> {
     // SAFETY: callers only pass pointers to memory they own for the call.
-    let (rax, _) = unsafe { syscall(number, arguments) };
+    let (rax, _, _) = unsafe { syscall(number, arguments) };
     kipc_abi::decode(rax).map_err(SysError)
 }
 
 /// Like [`call`], also returning `rdx`.
 pub fn call2(number: u64, arguments: [u64; 6]) -> SysResult<(u64, u64)> {
     // SAFETY: as in `call`.
-    let (rax, rdx) = unsafe { syscall(number, arguments) };
+    let (rax, rdx, _) = unsafe { syscall(number, arguments) };
     kipc_abi::decode(rax)
         .map(|value| (value, rdx))
+        .map_err(SysError)
+}
+
+/// Like [`call`], also returning `rdx` and `r8`.
+pub fn call3(number: u64, arguments: [u64; 6]) -> SysResult<(u64, u64, u64)> {
+    // SAFETY: as in `call`.
+    let (rax, rdx, r8) = unsafe { syscall(number, arguments) };
+    kipc_abi::decode(rax)
+        .map(|value| (value, rdx, r8))
         .map_err(SysError)
 }
 
