@@ -113,7 +113,10 @@ impl Default for Counters {
 impl Counters {
     /// All zero.
     pub const ZERO: Counters = Counters {
-        copies: [[Counter { operations: 0, bytes: 0 }; Direction::COUNT]; Mechanism::COUNT],
+        copies: [[Counter {
+            operations: 0,
+            bytes: 0,
+        }; Direction::COUNT]; Mechanism::COUNT],
         pages_mapped: [0; Mechanism::COUNT],
         pages_loaned: [0; Mechanism::COUNT],
     };
@@ -125,17 +128,26 @@ impl Counters {
 
     /// Bytes copied by `mechanism`, all directions.
     pub fn bytes_by(&self, mechanism: Mechanism) -> u64 {
-        self.copies[mechanism as usize].iter().map(|c| c.bytes).sum()
+        self.copies[mechanism as usize]
+            .iter()
+            .map(|c| c.bytes)
+            .sum()
     }
 
     /// Copy operations by `mechanism`, all directions.
     pub fn operations_by(&self, mechanism: Mechanism) -> u64 {
-        self.copies[mechanism as usize].iter().map(|c| c.operations).sum()
+        self.copies[mechanism as usize]
+            .iter()
+            .map(|c| c.operations)
+            .sum()
     }
 
     /// Bytes copied in `direction`, all mechanisms.
     pub fn bytes_in(&self, direction: Direction) -> u64 {
-        self.copies.iter().map(|row| row[direction as usize].bytes).sum()
+        self.copies
+            .iter()
+            .map(|row| row[direction as usize].bytes)
+            .sum()
     }
 
     /// Bytes copied by all mechanisms in all directions.
@@ -181,7 +193,10 @@ impl<const P: usize> Default for Ledger<P> {
 impl<const P: usize> Ledger<P> {
     /// An empty ledger.
     pub const fn new() -> Self {
-        Ledger { global: Counters::ZERO, processes: [(None, Counters::ZERO); P] }
+        Ledger {
+            global: Counters::ZERO,
+            processes: [(None, Counters::ZERO); P],
+        }
     }
 
     /// Zeroes every counter (starts a new experiment). Process identities are kept.
@@ -271,7 +286,12 @@ impl<const P: usize> Ledger<P> {
             return Ok(());
         }
         memory.copy_from_user(process, source, destination)?;
-        self.record(process, mechanism, Direction::UserToKernel, destination.len());
+        self.record(
+            process,
+            mechanism,
+            Direction::UserToKernel,
+            destination.len(),
+        );
         Ok(())
     }
 
@@ -354,7 +374,9 @@ mod tests {
         assert_eq!(ledger.process(a).unwrap().total_bytes(), 10);
         assert_eq!(ledger.process(ProcessId::new(0, 2)), None);
         let mut buffer = [0u8; 3];
-        ledger.copy_kernel(a, Mechanism::Other, &mut buffer, b"abc").unwrap();
+        ledger
+            .copy_kernel(a, Mechanism::Other, &mut buffer, b"abc")
+            .unwrap();
         assert_eq!(&buffer, b"abc");
         assert_eq!(ledger.global().bytes_in(Direction::KernelToKernel), 3);
         ledger.reset();

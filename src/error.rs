@@ -344,11 +344,33 @@ impl ErrorCode {
     pub const fn from_u32(value: u32) -> Option<ErrorCode> {
         use ErrorCode::*;
         const ALL: [ErrorCode; 27] = [
-            Success, WouldBlock, Full, PeerClosed, BrokenPipe, TimedOut, MessageTooLarge,
-            BufferTooSmall, NotFound, AlreadyExists, NameTooLong, NoReader, Cancelled,
-            OutOfHandles, OutOfObjects, OutOfFrames, OutOfMappings, OutOfProcesses, BadAddress,
-            BadHandle, StaleHandle, WrongObjectKind, PermissionDenied, InvalidArgument,
-            NoSuchProcess, AddressInUse, NotMapped,
+            Success,
+            WouldBlock,
+            Full,
+            PeerClosed,
+            BrokenPipe,
+            TimedOut,
+            MessageTooLarge,
+            BufferTooSmall,
+            NotFound,
+            AlreadyExists,
+            NameTooLong,
+            NoReader,
+            Cancelled,
+            OutOfHandles,
+            OutOfObjects,
+            OutOfFrames,
+            OutOfMappings,
+            OutOfProcesses,
+            BadAddress,
+            BadHandle,
+            StaleHandle,
+            WrongObjectKind,
+            PermissionDenied,
+            InvalidArgument,
+            NoSuchProcess,
+            AddressInUse,
+            NotMapped,
         ];
         let mut index = 0;
         while index < ALL.len() {
@@ -437,6 +459,9 @@ mod tests {
         let text = Error::BufferTooSmall { needed: 64 }.to_string();
         assert!(text.contains("64"));
         assert!(ErrorCode::of::<()>(&Ok(())) == ErrorCode::Success);
-        assert_eq!(ErrorCode::of::<()>(&Err(Error::TimedOut)), ErrorCode::TimedOut);
+        assert_eq!(
+            ErrorCode::of::<()>(&Err(Error::TimedOut)),
+            ErrorCode::TimedOut
+        );
     }
 }

@@ -35,7 +35,10 @@ pub(crate) struct Fifo {
 }
 
 impl Object for Fifo {
-    const EMPTY: Self = Fifo { name: Name::EMPTY, pipe: None };
+    const EMPTY: Self = Fifo {
+        name: Name::EMPTY,
+        pipe: None,
+    };
 }
 
 impl<
@@ -70,9 +73,11 @@ impl<
         self.process(caller)?;
         let key = self.fifo_find(&Name::new(name)?).ok_or(Error::NotFound)?;
         self.fifos.free(key);
-        self.wake_all(Wakeup::Failed(Error::NotFound), host, |on| {
-            matches!(on, WaitOn::FifoOpen { fifo, .. } if *fifo == key)
-        });
+        self.wake_all(
+            Wakeup::Failed(Error::NotFound),
+            host,
+            |on| matches!(on, WaitOn::FifoOpen { fifo, .. } if *fifo == key),
+        );
         Ok(())
     }
 
@@ -88,7 +93,11 @@ impl<
     ) -> Result<Outcome<Handle>, Error> {
         let key = self.fifo_find(&Name::new(name)?).ok_or(Error::NotFound)?;
         self.reserve_handles(caller, 1)?;
-        let pipe = self.fifos.get(key).and_then(|f| f.pipe).filter(|p| self.pipes.get(*p).is_some());
+        let pipe = self
+            .fifos
+            .get(key)
+            .and_then(|f| f.pipe)
+            .filter(|p| self.pipes.get(*p).is_some());
         let (readers, writers) = pipe
             .and_then(|p| self.pipes.get(p))
             .map_or((0, 0), |p| (p.readers(), p.writers()));
@@ -97,7 +106,12 @@ impl<
             OpenMode::Write => OpenMode::Read,
         };
         let peer_waiting = self
-            .oldest_waiter(|on| *on == WaitOn::FifoOpen { fifo: key, mode: opposite })
+            .oldest_waiter(|on| {
+                *on == WaitOn::FifoOpen {
+                    fifo: key,
+                    mode: opposite,
+                }
+            })
             .is_some();
         let peer_open = match mode {
             OpenMode::Read => writers > 0,
@@ -107,7 +121,14 @@ impl<
             match (mode, blocking) {
                 (OpenMode::Read, Blocking::NonBlocking) => {}
                 (OpenMode::Write, Blocking::NonBlocking) => return Err(Error::NoReader),
-                _ => return self.block(caller, WaitOn::FifoOpen { fifo: key, mode }, blocking, host),
+                _ => {
+                    return self.block(
+                        caller,
+                        WaitOn::FifoOpen { fifo: key, mode },
+                        blocking,
+                        host,
+                    );
+                }
             }
         }
 
@@ -125,7 +146,12 @@ impl<
         let handle = self.install_new(caller, pipe_capability(pipe, end_rights(mode)))?;
 
         // Complete everyone who was waiting for this side to appear.
-        while let Some((peer, _)) = self.oldest_waiter(|on| *on == WaitOn::FifoOpen { fifo: key, mode: opposite }) {
+        while let Some((peer, _)) = self.oldest_waiter(|on| {
+            *on == WaitOn::FifoOpen {
+                fifo: key,
+                mode: opposite,
+            }
+        }) {
             let wakeup = match self.install_new(peer, pipe_capability(pipe, end_rights(opposite))) {
                 Ok(handle) => Wakeup::Completed(Completion::Opened(handle)),
                 Err(error) => Wakeup::Failed(error),
@@ -136,7 +162,10 @@ impl<
     }
 
     fn fifo_find(&self, name: &Name) -> Option<Key> {
-        self.fifos.iter_live().find(|(_, f)| f.name == *name).map(|(key, _)| key)
+        self.fifos
+            .iter_live()
+            .find(|(_, f)| f.name == *name)
+            .map(|(key, _)| key)
     }
 }
 
@@ -160,23 +189,51 @@ mod tests {
         let b = ipc.process_create().unwrap();
         ipc.fifo_create(a, b"log").unwrap();
         assert_eq!(ipc.fifo_create(b, b"log"), Err(Error::AlreadyExists));
-        assert_eq!(ipc.fifo_open(a, b"nope", OpenMode::Read, Blocking::Forever, &mut host), Err(Error::NotFound));
-        assert_eq!(ipc.fifo_open(b, b"log", OpenMode::Write, Blocking::NonBlocking, &mut host), Err(Error::NoReader));
-        assert!(ipc.fifo_open(a, b"log", OpenMode::Read, Blocking::Forever, &mut host).unwrap().is_blocked());
-        let w = ipc.fifo_open(b, b"log", OpenMode::Write, Blocking::Forever, &mut host).unwrap().done().unwrap();
+        assert_eq!(
+            ipc.fifo_open(a, b"nope", OpenMode::Read, Blocking::Forever, &mut host),
+            Err(Error::NotFound)
+        );
+        assert_eq!(
+            ipc.fifo_open(b, b"log", OpenMode::Write, Blocking::NonBlocking, &mut host),
+            Err(Error::NoReader)
+        );
+        assert!(
+            ipc.fifo_open(a, b"log", OpenMode::Read, Blocking::Forever, &mut host)
+                .unwrap()
+                .is_blocked()
+        );
+        let w = ipc
+            .fifo_open(b, b"log", OpenMode::Write, Blocking::Forever, &mut host)
+            .unwrap()
+            .done()
+            .unwrap();
         let wakes = host.take_wakes();
-        let [(who, Wakeup::Completed(Completion::Opened(r)))] = &wakes[..] else { panic!("{wakes:?}") };
+        let [(who, Wakeup::Completed(Completion::Opened(r)))] = &wakes[..] else {
+            panic!("{wakes:?}")
+        };
         assert_eq!(*who, a);
         host.poke(b, 0, b"line");
-        assert_eq!(ipc.pipe_write(b, w, host.slice(0, 4), Blocking::Forever, &mut host), Ok(Outcome::Done(4)));
-        assert_eq!(ipc.pipe_read(a, *r, host.slice(0x40, 8), Blocking::Forever, &mut host), Ok(Outcome::Done(4)));
+        assert_eq!(
+            ipc.pipe_write(b, w, host.slice(0, 4), Blocking::Forever, &mut host),
+            Ok(Outcome::Done(4))
+        );
+        assert_eq!(
+            ipc.pipe_read(a, *r, host.slice(0x40, 8), Blocking::Forever, &mut host),
+            Ok(Outcome::Done(4))
+        );
         assert_eq!(host.peek(a, 0x40, 4), b"line");
         assert_eq!(ipc.ledger().global().bytes_by(Mechanism::Fifo), 8);
         assert_eq!(ipc.ledger().global().bytes_by(Mechanism::Pipe), 0);
         // Unlink keeps open ends working.
         ipc.fifo_unlink(a, b"log", &mut host).unwrap();
-        assert_eq!(ipc.pipe_write(b, w, host.slice(0, 4), Blocking::Forever, &mut host), Ok(Outcome::Done(4)));
-        assert_eq!(ipc.fifo_open(a, b"log", OpenMode::Read, Blocking::NonBlocking, &mut host), Err(Error::NotFound));
+        assert_eq!(
+            ipc.pipe_write(b, w, host.slice(0, 4), Blocking::Forever, &mut host),
+            Ok(Outcome::Done(4))
+        );
+        assert_eq!(
+            ipc.fifo_open(a, b"log", OpenMode::Read, Blocking::NonBlocking, &mut host),
+            Err(Error::NotFound)
+        );
         ipc.handle_close(b, w, &mut host).unwrap();
         ipc.handle_close(a, *r, &mut host).unwrap();
         assert_eq!(ipc.usage().pipes, 0);
@@ -189,14 +246,29 @@ mod tests {
         let mut host = TestHost::new();
         let a = ipc.process_create().unwrap();
         ipc.fifo_create(a, b"f").unwrap();
-        let r = ipc.fifo_open(a, b"f", OpenMode::Read, Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
-        let w = ipc.fifo_open(a, b"f", OpenMode::Write, Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        let r = ipc
+            .fifo_open(a, b"f", OpenMode::Read, Blocking::NonBlocking, &mut host)
+            .unwrap()
+            .done()
+            .unwrap();
+        let w = ipc
+            .fifo_open(a, b"f", OpenMode::Write, Blocking::NonBlocking, &mut host)
+            .unwrap()
+            .done()
+            .unwrap();
         assert_eq!(ipc.usage().pipes, 1, "both ends share one pipe");
         ipc.handle_close(a, r, &mut host).unwrap();
         ipc.handle_close(a, w, &mut host).unwrap();
-        assert!(ipc.fifo_open(a, b"f", OpenMode::Write, Blocking::Until(100), &mut host).unwrap().is_blocked());
+        assert!(
+            ipc.fifo_open(a, b"f", OpenMode::Write, Blocking::Until(100), &mut host)
+                .unwrap()
+                .is_blocked()
+        );
         ipc.fifo_unlink(a, b"f", &mut host).unwrap();
-        assert_eq!(host.take_wakes(), vec![(a, Wakeup::Failed(Error::NotFound))]);
+        assert_eq!(
+            host.take_wakes(),
+            vec![(a, Wakeup::Failed(Error::NotFound))]
+        );
         assert_eq!(ipc.fifo_create(a, &[b'x'; 33]), Err(Error::NameTooLong));
     }
 }

@@ -74,7 +74,10 @@ impl<T: Copy, const N: usize> HandleTable<T, N> {
     pub const fn new() -> Self {
         const { assert!(N <= 1 << 16, "a handle table has at most 65536 slots") };
         HandleTable {
-            slots: [Slot { generation: 1, entry: None }; N],
+            slots: [Slot {
+                generation: 1,
+                entry: None,
+            }; N],
             used: 0,
         }
     }
@@ -115,7 +118,11 @@ impl<T: Copy, const N: usize> HandleTable<T, N> {
             return Err(Error::BadHandle);
         }
         if slot.generation == handle.generation() {
-            return if slot.entry.is_some() { Ok(index) } else { Err(Error::BadHandle) };
+            return if slot.entry.is_some() {
+                Ok(index)
+            } else {
+                Err(Error::BadHandle)
+            };
         }
         // A generation older than the slot's was issued once and has since been closed.
         // Generations wrap, so "older" is judged modulo 2^16 within half the range.

@@ -34,7 +34,10 @@ pub struct ProcessId {
 
 impl ProcessId {
     pub(crate) const fn new(slot: usize, generation: u32) -> ProcessId {
-        ProcessId { slot: slot as u16, generation }
+        ProcessId {
+            slot: slot as u16,
+            generation,
+        }
     }
 
     /// Index of the process in the process table (`0..PROCESSES`); hosts may use it to index
@@ -55,7 +58,10 @@ impl ProcessId {
 
     /// Unpacks an id produced by [`ProcessId::into_raw`]; validity is checked on use.
     pub const fn from_raw(raw: u64) -> ProcessId {
-        ProcessId { slot: (raw & 0xffff) as u16, generation: (raw >> 16) as u32 }
+        ProcessId {
+            slot: (raw & 0xffff) as u16,
+            generation: (raw >> 16) as u32,
+        }
     }
 }
 
@@ -66,7 +72,7 @@ pub struct Frame(u64);
 impl Frame {
     /// The frame starting at `physical_address` (must be 4 KiB aligned; checked).
     pub const fn new(physical_address: u64) -> Option<Frame> {
-        if physical_address % PAGE_SIZE as u64 == 0 {
+        if physical_address.is_multiple_of(PAGE_SIZE as u64) {
             Some(Frame(physical_address))
         } else {
             None

@@ -152,7 +152,12 @@ impl<
         const { assert!(PROCESSES <= u16::MAX as usize, "at most 65535 processes") };
         Ipc {
             processes: [const {
-                Process { generation: 0, live: false, handles: HandleTable::new(), wait: None }
+                Process {
+                    generation: 0,
+                    live: false,
+                    handles: HandleTable::new(),
+                    wait: None,
+                }
             }; PROCESSES],
             mailboxes: Table::new(),
             pipes: Table::new(),
@@ -172,7 +177,11 @@ impl<
 
     /// Registers a new process and returns its id (fails with [`Error::OutOfProcesses`]).
     pub fn process_create(&mut self) -> Result<ProcessId, Error> {
-        let slot = self.processes.iter().position(|p| !p.live).ok_or(Error::OutOfProcesses)?;
+        let slot = self
+            .processes
+            .iter()
+            .position(|p| !p.live)
+            .ok_or(Error::OutOfProcesses)?;
         let process = &mut self.processes[slot];
         process.generation = process.generation.wrapping_add(1);
         process.live = true;
@@ -214,7 +223,9 @@ impl<
 
     /// Whether `process` is recorded as waiting.
     pub fn is_waiting(&self, process: ProcessId) -> bool {
-        self.process(process).map(|p| p.wait.is_some()).unwrap_or(false)
+        self.process(process)
+            .map(|p| p.wait.is_some())
+            .unwrap_or(false)
     }
 
     /// Ends every wait whose deadline is at or before `now`, reporting each as
@@ -226,15 +237,18 @@ impl<
             if !process.live {
                 continue;
             }
-            if let Some(WaitRecord { deadline: Some(deadline), .. }) = process.wait {
-                if deadline <= now {
-                    process.wait = None;
-                    expired += 1;
-                    wake.wake(
-                        ProcessId::new(slot, process.generation),
-                        Wakeup::Failed(Error::TimedOut),
-                    );
-                }
+            if let Some(WaitRecord {
+                deadline: Some(deadline),
+                ..
+            }) = process.wait
+                && deadline <= now
+            {
+                process.wait = None;
+                expired += 1;
+                wake.wake(
+                    ProcessId::new(slot, process.generation),
+                    Wakeup::Failed(Error::TimedOut),
+                );
             }
         }
         expired
@@ -276,7 +290,13 @@ impl<
         if !capability.rights.allows(Rights::DUPLICATE) || !capability.rights.allows(rights) {
             return Err(Error::PermissionDenied);
         }
-        self.install_new(caller, Capability { rights, ..capability })
+        self.install_new(
+            caller,
+            Capability {
+                rights,
+                ..capability
+            },
+        )
     }
 
     /// Privileged (not a system call): gives process `to` a new handle to the object behind
@@ -297,7 +317,13 @@ impl<
             return Err(Error::PermissionDenied);
         }
         self.process(to)?;
-        self.install_new(to, Capability { rights, ..capability })
+        self.install_new(
+            to,
+            Capability {
+                rights,
+                ..capability
+            },
+        )
     }
 
     /// What `handle` refers to, its rights and badge.
@@ -349,7 +375,8 @@ impl<
         destination: UserSlice,
         source: &[u8],
     ) -> Result<(), Error> {
-        self.ledger.copy_out(memory, process, mechanism, destination, source)
+        self.ledger
+            .copy_out(memory, process, mechanism, destination, source)
     }
 
     /// For the host's own services: copies `source` in `process` into `destination` and
@@ -362,7 +389,8 @@ impl<
         source: UserSlice,
         destination: &mut [u8],
     ) -> Result<(), Error> {
-        self.ledger.copy_in(memory, process, mechanism, source, destination)
+        self.ledger
+            .copy_in(memory, process, mechanism, source, destination)
     }
 
     /// Counts live objects, handles, frames and mappings, for leak checks.
@@ -382,9 +410,21 @@ impl<
             frames_held: self.regions.iter_live().map(|(_, r)| r.frames.len()).sum(),
             mappings: self.mappings.len(),
             mapped_pages: self.mappings.iter().map(|m| m.pages).sum(),
-            queued_messages: self.mailboxes.iter_live().map(|(_, m)| m.queued()).sum::<usize>()
-                + self.queues.iter_live().map(|(_, q)| q.queued()).sum::<usize>(),
-            handles_in_flight: self.mailboxes.iter_live().map(|(_, m)| m.handles_in_flight()).sum(),
+            queued_messages: self
+                .mailboxes
+                .iter_live()
+                .map(|(_, m)| m.queued())
+                .sum::<usize>()
+                + self
+                    .queues
+                    .iter_live()
+                    .map(|(_, q)| q.queued())
+                    .sum::<usize>(),
+            handles_in_flight: self
+                .mailboxes
+                .iter_live()
+                .map(|(_, m)| m.handles_in_flight())
+                .sum(),
         }
     }
 
@@ -408,7 +448,11 @@ impl<
     }
 
     /// The capability behind `handle` in `caller`'s table.
-    pub(crate) fn capability(&self, caller: ProcessId, handle: Handle) -> Result<Capability, Error> {
+    pub(crate) fn capability(
+        &self,
+        caller: ProcessId,
+        handle: Handle,
+    ) -> Result<Capability, Error> {
         Ok(*self.process(caller)?.handles.get(handle)?)
     }
 
@@ -476,7 +520,9 @@ impl<
             if !capability.rights.allows(Rights::TRANSFER) {
                 return Err(Error::PermissionDenied);
             }
-            capabilities.push(capability).map_err(|_| Error::InvalidArgument)?;
+            capabilities
+                .push(capability)
+                .map_err(|_| Error::InvalidArgument)?;
         }
         Ok(capabilities)
     }
@@ -574,7 +620,11 @@ impl<
     ) -> Result<(), Error> {
         let sequence = self.wait_sequence;
         self.wait_sequence += 1;
-        self.process_mut(caller)?.wait = Some(WaitRecord { on, deadline, sequence });
+        self.process_mut(caller)?.wait = Some(WaitRecord {
+            on,
+            deadline,
+            sequence,
+        });
         Ok(())
     }
 
@@ -600,10 +650,10 @@ impl<
         wakeup: Wakeup,
         wake: &mut W,
     ) {
-        if let Ok(p) = self.process_mut(process) {
-            if p.wait.take().is_some() {
-                wake.wake(process, wakeup);
-            }
+        if let Ok(p) = self.process_mut(process)
+            && p.wait.take().is_some()
+        {
+            wake.wake(process, wakeup);
         }
     }
 
@@ -656,10 +706,19 @@ mod tests {
         let s = ipc.semaphore_create(a, 0).unwrap();
         let weak = ipc.handle_duplicate(a, s, Rights::WAIT).unwrap();
         assert_eq!(ipc.handle_info(a, weak).unwrap().rights, Rights::WAIT);
-        assert_eq!(ipc.handle_duplicate(a, weak, Rights::WAIT), Err(Error::PermissionDenied));
-        assert_eq!(ipc.semaphore_post(a, weak, &mut host), Err(Error::PermissionDenied));
+        assert_eq!(
+            ipc.handle_duplicate(a, weak, Rights::WAIT),
+            Err(Error::PermissionDenied)
+        );
+        assert_eq!(
+            ipc.semaphore_post(a, weak, &mut host),
+            Err(Error::PermissionDenied)
+        );
         let m = ipc.mailbox_create(a).unwrap();
-        assert_eq!(ipc.semaphore_post(a, m, &mut host), Err(Error::WrongObjectKind));
+        assert_eq!(
+            ipc.semaphore_post(a, m, &mut host),
+            Err(Error::WrongObjectKind)
+        );
         ipc.handle_close(a, s, &mut host).unwrap();
         assert_eq!(ipc.handle_close(a, s, &mut host), Err(Error::StaleHandle));
         assert_eq!(ipc.usage().semaphores, 1, "the duplicate keeps it alive");
@@ -679,7 +738,11 @@ mod tests {
             ipc.semaphore_create(a, 1).unwrap();
         }
         assert_eq!(ipc.mailbox_create(a), Err(Error::OutOfHandles));
-        assert_eq!(ipc.usage().mailboxes, 0, "the failed create left no object behind");
+        assert_eq!(
+            ipc.usage().mailboxes,
+            0,
+            "the failed create left no object behind"
+        );
         assert_eq!(ipc.usage().handles, 8);
     }
 
@@ -689,14 +752,25 @@ mod tests {
         let mut host = TestHost::new();
         let a = ipc.process_create().unwrap();
         let s = ipc.semaphore_create(a, 0).unwrap();
-        assert!(ipc.semaphore_wait(a, s, Blocking::Until(10), &mut host).unwrap().is_blocked());
+        assert!(
+            ipc.semaphore_wait(a, s, Blocking::Until(10), &mut host)
+                .unwrap()
+                .is_blocked()
+        );
         assert_eq!(ipc.next_deadline(), Some(10));
         assert_eq!(ipc.expire(9, &mut host), 0);
         assert_eq!(ipc.expire(10, &mut host), 1);
         assert_eq!(host.wakes, [(a, Wakeup::Failed(Error::TimedOut))]);
         host.now = 11;
-        assert_eq!(ipc.semaphore_wait(a, s, Blocking::Until(10), &mut host), Err(Error::TimedOut));
-        assert!(ipc.semaphore_wait(a, s, Blocking::Forever, &mut host).unwrap().is_blocked());
+        assert_eq!(
+            ipc.semaphore_wait(a, s, Blocking::Until(10), &mut host),
+            Err(Error::TimedOut)
+        );
+        assert!(
+            ipc.semaphore_wait(a, s, Blocking::Forever, &mut host)
+                .unwrap()
+                .is_blocked()
+        );
         assert!(ipc.cancel_wait(a).unwrap());
         assert!(!ipc.cancel_wait(a).unwrap());
     }

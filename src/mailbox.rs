@@ -1,8 +1,8 @@
 //! Mailboxes (endpoints): bounded queues of small messages that can carry handles.
 //!
-//! A mailbox holds up to [`MAILBOX_DEPTH`](crate::MAILBOX_DEPTH) messages. A message is a
+//! A mailbox holds up to [`crate::MAILBOX_DEPTH`] messages. A message is a
 //! payload of at most `PAYLOAD` bytes plus up to
-//! [`MAX_MESSAGE_HANDLES`](crate::MAX_MESSAGE_HANDLES) handles, moved (not copied) from
+//! [`crate::MAX_MESSAGE_HANDLES`] handles, moved (not copied) from
 //! the sender's handle table to the receiver's. Handles with [`Rights::READ`] receive,
 //! handles with [`Rights::WRITE`] send. A send handle may be *minted* with a badge
 //! ([`Ipc::mailbox_mint`]); every message sent through it carries the badge, so a server
@@ -121,7 +121,8 @@ impl<const PAYLOAD: usize> Mailbox<PAYLOAD> {
 
     /// The free slot at the tail (the caller fills it, then calls `commit_back`).
     fn back_mut(&mut self) -> Option<&mut Message<PAYLOAD>> {
-        (self.count < MAILBOX_DEPTH).then(|| &mut self.messages[(self.head + self.count) % MAILBOX_DEPTH])
+        (self.count < MAILBOX_DEPTH)
+            .then(|| &mut self.messages[(self.head + self.count) % MAILBOX_DEPTH])
     }
 
     fn commit_back(&mut self) {
@@ -167,8 +168,13 @@ impl<
         self.reserve_handles(caller, 1)?;
         let (key, mailbox) = self.mailboxes.allocate()?;
         mailbox.reset();
-        let capability = Capability { object: ObjectRef::Mailbox(key), rights: MAILBOX_RIGHTS, badge: 0 };
-        self.install_new(caller, capability).inspect_err(|_| self.mailboxes.free(key))
+        let capability = Capability {
+            object: ObjectRef::Mailbox(key),
+            rights: MAILBOX_RIGHTS,
+            badge: 0,
+        };
+        self.install_new(caller, capability)
+            .inspect_err(|_| self.mailboxes.free(key))
     }
 
     /// Mints a badged copy of an unbadged mailbox handle, with `rights` (a subset). Needs
@@ -184,7 +190,14 @@ impl<
         if capability.badge != 0 || !capability.rights.allows(rights) {
             return Err(Error::PermissionDenied);
         }
-        self.install_new(caller, Capability { rights, badge, ..capability })
+        self.install_new(
+            caller,
+            Capability {
+                rights,
+                badge,
+                ..capability
+            },
+        )
     }
 
     /// Sends `payload` and moves `handles` (each needing TRANSFER) through the mailbox.
@@ -207,7 +220,16 @@ impl<
         let ObjectRef::Mailbox(key) = capability.object else {
             return Err(Error::WrongObjectKind);
         };
-        self.deliver(caller, key, capability.badge, payload, handles, None, blocking, host)
+        self.deliver(
+            caller,
+            key,
+            capability.badge,
+            payload,
+            handles,
+            None,
+            blocking,
+            host,
+        )
     }
 
     /// Receives the oldest message into `buffer` and its handles into the caller's table.
@@ -231,10 +253,20 @@ impl<
         };
         let mailbox = self.mailboxes.get(key).ok_or(Error::PeerClosed)?;
         let Some(message) = mailbox.front() else {
-            return self.block(caller, WaitOn::MailboxReceive { mailbox: key, buffer }, blocking, host);
+            return self.block(
+                caller,
+                WaitOn::MailboxReceive {
+                    mailbox: key,
+                    buffer,
+                },
+                blocking,
+                host,
+            );
         };
         if buffer.len() < message.length {
-            return Err(Error::BufferTooSmall { needed: message.length });
+            return Err(Error::BufferTooSmall {
+                needed: message.length,
+            });
         }
         let needed = message.capabilities.len() + usize::from(message.reply.is_some());
         self.reserve_handles(caller, needed)?;
@@ -285,13 +317,29 @@ impl<
         let blocking = deadline.map_or(Blocking::Forever, Blocking::Until);
         let token = self.next_token;
         let reply = Some((caller, token));
-        match self.deliver(caller, key, capability.badge, payload, handles, reply, blocking, host)? {
+        match self.deliver(
+            caller,
+            key,
+            capability.badge,
+            payload,
+            handles,
+            reply,
+            blocking,
+            host,
+        )? {
             Outcome::Blocked => Ok(Outcome::Blocked),
             Outcome::Done(()) => {
                 self.next_token += 1;
                 // The message is out; from now on only the reply wait (and its deadline)
                 // remains. A deadline that has already passed is reported by `expire`.
-                self.record_wait(caller, WaitOn::Reply { token, buffer: reply_buffer }, deadline)?;
+                self.record_wait(
+                    caller,
+                    WaitOn::Reply {
+                        token,
+                        buffer: reply_buffer,
+                    },
+                    deadline,
+                )?;
                 Ok(Outcome::Blocked)
             }
         }
@@ -312,7 +360,11 @@ impl<
         host: &mut H,
     ) -> Result<(), Error> {
         let capability = self.lookup(caller, reply, ObjectKind::Reply, Rights::WRITE)?;
-        let ObjectRef::Reply { caller: client, token } = capability.object else {
+        let ObjectRef::Reply {
+            caller: client,
+            token,
+        } = capability.object
+        else {
             return Err(Error::WrongObjectKind);
         };
         let waiting = self
@@ -347,8 +399,17 @@ impl<
         self.process_mut(caller)?.handles.remove(reply)?;
         self.take_transfers(caller, handles);
         let handles = self.install_transfers(client, &capabilities);
-        let received = Received { length: payload.len(), badge: 0, handles, reply: None };
-        self.finish_wait(client, Wakeup::Completed(Completion::Received(received)), host);
+        let received = Received {
+            length: payload.len(),
+            badge: 0,
+            handles,
+            reply: None,
+        };
+        self.finish_wait(
+            client,
+            Wakeup::Completed(Completion::Received(received)),
+            host,
+        );
         Ok(())
     }
 
@@ -378,10 +439,15 @@ impl<
         let handle_count = capabilities.len() + usize::from(reply.is_some());
 
         // Fast path: a receiver is already waiting with a buffer.
-        let waiting = self.oldest_waiter(|on| matches!(on, WaitOn::MailboxReceive { mailbox, .. } if *mailbox == key));
+        let waiting = self.oldest_waiter(
+            |on| matches!(on, WaitOn::MailboxReceive { mailbox, .. } if *mailbox == key),
+        );
         if let Some((receiver, WaitOn::MailboxReceive { buffer, .. })) = waiting {
             let fits = buffer.len() >= payload.len()
-                && self.process(receiver).map(|p| p.handles.free() >= handle_count).unwrap_or(false);
+                && self
+                    .process(receiver)
+                    .map(|p| p.handles.free() >= handle_count)
+                    .unwrap_or(false);
             if fits {
                 self.ledger.copy_user_to_user(
                     host,
@@ -392,9 +458,18 @@ impl<
                     buffer.prefix(payload.len()),
                 )?;
                 self.take_transfers(caller, handles);
-                let envelope = Envelope { length: payload.len(), badge, capabilities, reply };
+                let envelope = Envelope {
+                    length: payload.len(),
+                    badge,
+                    capabilities,
+                    reply,
+                };
                 let received = self.hand_over(receiver, envelope);
-                self.finish_wait(receiver, Wakeup::Completed(Completion::Received(received)), host);
+                self.finish_wait(
+                    receiver,
+                    Wakeup::Completed(Completion::Received(received)),
+                    host,
+                );
                 return Ok(Outcome::Done(()));
             }
             // It cannot take this message directly; let it retry and see why.
@@ -405,7 +480,13 @@ impl<
         let Some(slot) = self.mailboxes.get_mut(key).and_then(|m| m.back_mut()) else {
             return self.block(caller, WaitOn::MailboxSend(key), blocking, host);
         };
-        self.ledger.copy_in(host, caller, Mechanism::Mailbox, payload, &mut slot.data[..payload.len()])?;
+        self.ledger.copy_in(
+            host,
+            caller,
+            Mechanism::Mailbox,
+            payload,
+            &mut slot.data[..payload.len()],
+        )?;
         slot.length = payload.len();
         slot.badge = badge;
         slot.capabilities = capabilities;
@@ -422,13 +503,21 @@ impl<
         let handles = self.install_transfers(receiver, &envelope.capabilities);
         let reply = envelope.reply.and_then(|(client, token)| {
             let capability = Capability {
-                object: ObjectRef::Reply { caller: client, token },
+                object: ObjectRef::Reply {
+                    caller: client,
+                    token,
+                },
                 rights: REPLY_RIGHTS,
                 badge: 0,
             };
             self.install_moved(receiver, capability).ok()
         });
-        Received { length: envelope.length, badge: envelope.badge, handles, reply }
+        Received {
+            length: envelope.length,
+            badge: envelope.badge,
+            handles,
+            reply,
+        }
     }
 
     /// Closes the handles inside undelivered messages.
@@ -456,7 +545,9 @@ impl<
     }
 
     pub(crate) fn mailbox_released<H: Host>(&mut self, key: Key, rights: Rights, host: &mut H) {
-        let Some(slot) = self.mailboxes.slot_mut(key) else { return };
+        let Some(slot) = self.mailboxes.slot_mut(key) else {
+            return;
+        };
         slot.references -= 1;
         if rights.contains(Rights::WRITE) {
             slot.value.senders -= 1;
@@ -473,9 +564,11 @@ impl<
             self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::MailboxSend(key));
         }
         if last_reference {
-            self.wake_all(Wakeup::Failed(Error::PeerClosed), host, |on| {
-                matches!(on, WaitOn::MailboxReceive { mailbox, .. } if *mailbox == key)
-            });
+            self.wake_all(
+                Wakeup::Failed(Error::PeerClosed),
+                host,
+                |on| matches!(on, WaitOn::MailboxReceive { mailbox, .. } if *mailbox == key),
+            );
             self.mailboxes.free(key);
         }
     }
@@ -504,9 +597,14 @@ mod tests {
         let server = ipc.process_create().unwrap();
         let client = ipc.process_create().unwrap();
         let inbox = ipc.mailbox_create(server).unwrap();
-        let send = ipc.mailbox_mint(server, inbox, Rights::WRITE | Rights::TRANSFER, 42).unwrap();
-        let client_send = ipc.handle_grant(server, send, client, Rights::WRITE).unwrap();
-        ipc.handle_close(server, send, &mut TestHost::new()).unwrap();
+        let send = ipc
+            .mailbox_mint(server, inbox, Rights::WRITE | Rights::TRANSFER, 42)
+            .unwrap();
+        let client_send = ipc
+            .handle_grant(server, send, client, Rights::WRITE)
+            .unwrap();
+        ipc.handle_close(server, send, &mut TestHost::new())
+            .unwrap();
         (ipc, host, server, client, inbox, client_send)
     }
 
@@ -514,53 +612,203 @@ mod tests {
     fn buffered_message_costs_two_copies() {
         let (mut ipc, mut host, server, client, inbox, send) = setup();
         host.poke(client, 0, b"hello");
-        assert_eq!(ipc.mailbox_send(client, send, host.slice(0, 5), &[], Blocking::NonBlocking, &mut host), Ok(Outcome::Done(())));
+        assert_eq!(
+            ipc.mailbox_send(
+                client,
+                send,
+                host.slice(0, 5),
+                &[],
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Ok(Outcome::Done(()))
+        );
         assert_eq!(ipc.usage().queued_messages, 1);
-        let got = ipc.mailbox_receive(server, inbox, host.slice(0x100, 64), Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        let got = ipc
+            .mailbox_receive(
+                server,
+                inbox,
+                host.slice(0x100, 64),
+                Blocking::NonBlocking,
+                &mut host,
+            )
+            .unwrap()
+            .done()
+            .unwrap();
         assert_eq!((got.length, got.badge), (5, 42));
         assert_eq!(host.peek(server, 0x100, 5), b"hello");
         let g = *ipc.ledger().global();
-        assert_eq!(g.copies(Mechanism::Mailbox, Direction::UserToKernel), Counter { operations: 1, bytes: 5 });
-        assert_eq!(g.copies(Mechanism::Mailbox, Direction::KernelToUser), Counter { operations: 1, bytes: 5 });
+        assert_eq!(
+            g.copies(Mechanism::Mailbox, Direction::UserToKernel),
+            Counter {
+                operations: 1,
+                bytes: 5
+            }
+        );
+        assert_eq!(
+            g.copies(Mechanism::Mailbox, Direction::KernelToUser),
+            Counter {
+                operations: 1,
+                bytes: 5
+            }
+        );
         assert_eq!(g.copies(Mechanism::Mailbox, Direction::UserToUser).bytes, 0);
     }
 
     #[test]
     fn waiting_receiver_gets_a_direct_copy() {
         let (mut ipc, mut host, server, client, inbox, send) = setup();
-        assert!(ipc.mailbox_receive(server, inbox, host.slice(0x100, 64), Blocking::Forever, &mut host).unwrap().is_blocked());
+        assert!(
+            ipc.mailbox_receive(
+                server,
+                inbox,
+                host.slice(0x100, 64),
+                Blocking::Forever,
+                &mut host
+            )
+            .unwrap()
+            .is_blocked()
+        );
         host.poke(client, 0, b"direct");
-        assert_eq!(ipc.mailbox_send(client, send, host.slice(0, 6), &[], Blocking::NonBlocking, &mut host), Ok(Outcome::Done(())));
+        assert_eq!(
+            ipc.mailbox_send(
+                client,
+                send,
+                host.slice(0, 6),
+                &[],
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Ok(Outcome::Done(()))
+        );
         let wakes = host.take_wakes();
         assert_eq!(wakes.len(), 1);
-        let (who, Wakeup::Completed(Completion::Received(received))) = &wakes[0] else { panic!("{wakes:?}") };
+        let (who, Wakeup::Completed(Completion::Received(received))) = &wakes[0] else {
+            panic!("{wakes:?}")
+        };
         assert_eq!((*who, received.length, received.badge), (server, 6, 42));
         assert_eq!(host.peek(server, 0x100, 6), b"direct");
         let g = *ipc.ledger().global();
-        assert_eq!(g.copies(Mechanism::Mailbox, Direction::UserToUser), Counter { operations: 1, bytes: 6 });
+        assert_eq!(
+            g.copies(Mechanism::Mailbox, Direction::UserToUser),
+            Counter {
+                operations: 1,
+                bytes: 6
+            }
+        );
         assert_eq!(g.total_bytes(), 6, "exactly one copy");
     }
 
     #[test]
     fn small_receive_buffer_is_reported_and_message_kept() {
         let (mut ipc, mut host, server, client, inbox, send) = setup();
-        assert!(ipc.mailbox_receive(server, inbox, host.slice(0x100, 2), Blocking::Forever, &mut host).unwrap().is_blocked());
-        ipc.mailbox_send(client, send, host.slice(0, 10), &[], Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        assert!(
+            ipc.mailbox_receive(
+                server,
+                inbox,
+                host.slice(0x100, 2),
+                Blocking::Forever,
+                &mut host
+            )
+            .unwrap()
+            .is_blocked()
+        );
+        ipc.mailbox_send(
+            client,
+            send,
+            host.slice(0, 10),
+            &[],
+            Blocking::NonBlocking,
+            &mut host,
+        )
+        .unwrap()
+        .done()
+        .unwrap();
         assert_eq!(host.take_wakes(), vec![(server, Wakeup::Retry)]);
-        assert_eq!(ipc.mailbox_receive(server, inbox, host.slice(0x100, 2), Blocking::Forever, &mut host), Err(Error::BufferTooSmall { needed: 10 }));
-        assert!(ipc.mailbox_receive(server, inbox, host.slice(0x100, 10), Blocking::Forever, &mut host).unwrap().done().is_some());
-        assert_eq!(ipc.mailbox_send(client, send, host.slice(0, 65), &[], Blocking::NonBlocking, &mut host), Err(Error::MessageTooLarge { limit: 64 }));
+        assert_eq!(
+            ipc.mailbox_receive(
+                server,
+                inbox,
+                host.slice(0x100, 2),
+                Blocking::Forever,
+                &mut host
+            ),
+            Err(Error::BufferTooSmall { needed: 10 })
+        );
+        assert!(
+            ipc.mailbox_receive(
+                server,
+                inbox,
+                host.slice(0x100, 10),
+                Blocking::Forever,
+                &mut host
+            )
+            .unwrap()
+            .done()
+            .is_some()
+        );
+        assert_eq!(
+            ipc.mailbox_send(
+                client,
+                send,
+                host.slice(0, 65),
+                &[],
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Err(Error::MessageTooLarge { limit: 64 })
+        );
     }
 
     #[test]
     fn full_mailbox_blocks_senders_and_wakes_them() {
         let (mut ipc, mut host, server, client, inbox, send) = setup();
         for _ in 0..MAILBOX_DEPTH {
-            ipc.mailbox_send(client, send, host.slice(0, 1), &[], Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+            ipc.mailbox_send(
+                client,
+                send,
+                host.slice(0, 1),
+                &[],
+                Blocking::NonBlocking,
+                &mut host,
+            )
+            .unwrap()
+            .done()
+            .unwrap();
         }
-        assert_eq!(ipc.mailbox_send(client, send, host.slice(0, 1), &[], Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
-        assert!(ipc.mailbox_send(client, send, host.slice(0, 1), &[], Blocking::Forever, &mut host).unwrap().is_blocked());
-        ipc.mailbox_receive(server, inbox, host.slice(0, 8), Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        assert_eq!(
+            ipc.mailbox_send(
+                client,
+                send,
+                host.slice(0, 1),
+                &[],
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Err(Error::WouldBlock)
+        );
+        assert!(
+            ipc.mailbox_send(
+                client,
+                send,
+                host.slice(0, 1),
+                &[],
+                Blocking::Forever,
+                &mut host
+            )
+            .unwrap()
+            .is_blocked()
+        );
+        ipc.mailbox_receive(
+            server,
+            inbox,
+            host.slice(0, 8),
+            Blocking::NonBlocking,
+            &mut host,
+        )
+        .unwrap()
+        .done()
+        .unwrap();
         assert_eq!(host.take_wakes(), vec![(client, Wakeup::Retry)]);
     }
 
@@ -568,37 +816,137 @@ mod tests {
     fn handles_move_and_undelivered_ones_are_closed() {
         let (mut ipc, mut host, server, client, inbox, send) = setup();
         let semaphore = ipc.semaphore_create(client, 0).unwrap();
-        let no_transfer = ipc.handle_duplicate(client, semaphore, Rights::WAIT | Rights::DUPLICATE).unwrap();
-        assert_eq!(ipc.mailbox_send(client, send, UserSlice::EMPTY, &[no_transfer], Blocking::NonBlocking, &mut host), Err(Error::PermissionDenied));
-        assert_eq!(ipc.mailbox_send(client, send, UserSlice::EMPTY, &[semaphore, semaphore], Blocking::NonBlocking, &mut host), Err(Error::InvalidArgument));
+        let no_transfer = ipc
+            .handle_duplicate(client, semaphore, Rights::WAIT | Rights::DUPLICATE)
+            .unwrap();
+        assert_eq!(
+            ipc.mailbox_send(
+                client,
+                send,
+                UserSlice::EMPTY,
+                &[no_transfer],
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Err(Error::PermissionDenied)
+        );
+        assert_eq!(
+            ipc.mailbox_send(
+                client,
+                send,
+                UserSlice::EMPTY,
+                &[semaphore, semaphore],
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Err(Error::InvalidArgument)
+        );
         ipc.handle_close(client, no_transfer, &mut host).unwrap();
-        ipc.mailbox_send(client, send, UserSlice::EMPTY, &[semaphore], Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
-        assert_eq!(ipc.handle_info(client, semaphore), Err(Error::StaleHandle), "moved out of the sender");
+        ipc.mailbox_send(
+            client,
+            send,
+            UserSlice::EMPTY,
+            &[semaphore],
+            Blocking::NonBlocking,
+            &mut host,
+        )
+        .unwrap()
+        .done()
+        .unwrap();
+        assert_eq!(
+            ipc.handle_info(client, semaphore),
+            Err(Error::StaleHandle),
+            "moved out of the sender"
+        );
         assert_eq!(ipc.usage().handles_in_flight, 1);
         assert_eq!(ipc.usage().semaphores, 1);
         // Send a second one and receive the first.
         let s2 = ipc.semaphore_create(client, 0).unwrap();
-        ipc.mailbox_send(client, send, UserSlice::EMPTY, &[s2], Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
-        let got = ipc.mailbox_receive(server, inbox, UserSlice::EMPTY, Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        ipc.mailbox_send(
+            client,
+            send,
+            UserSlice::EMPTY,
+            &[s2],
+            Blocking::NonBlocking,
+            &mut host,
+        )
+        .unwrap()
+        .done()
+        .unwrap();
+        let got = ipc
+            .mailbox_receive(
+                server,
+                inbox,
+                UserSlice::EMPTY,
+                Blocking::NonBlocking,
+                &mut host,
+            )
+            .unwrap()
+            .done()
+            .unwrap();
         assert_eq!(got.handles.len(), 1);
-        assert_eq!(ipc.handle_info(server, got.handles[0]).unwrap().kind, ObjectKind::Semaphore);
+        assert_eq!(
+            ipc.handle_info(server, got.handles[0]).unwrap().kind,
+            ObjectKind::Semaphore
+        );
         // Closing the only receive handle discards the second message and its handle.
         ipc.handle_close(server, inbox, &mut host).unwrap();
         assert_eq!(ipc.usage().semaphores, 1);
         assert_eq!(ipc.usage().queued_messages, 0);
-        assert_eq!(ipc.mailbox_send(client, send, UserSlice::EMPTY, &[], Blocking::NonBlocking, &mut host), Err(Error::PeerClosed));
+        assert_eq!(
+            ipc.mailbox_send(
+                client,
+                send,
+                UserSlice::EMPTY,
+                &[],
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Err(Error::PeerClosed)
+        );
     }
 
     #[test]
     fn last_receiver_closing_wakes_blocked_senders_into_peer_closed() {
         let (mut ipc, mut host, server, client, inbox, send) = setup();
         for _ in 0..MAILBOX_DEPTH {
-            ipc.mailbox_send(client, send, host.slice(0, 1), &[], Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+            ipc.mailbox_send(
+                client,
+                send,
+                host.slice(0, 1),
+                &[],
+                Blocking::NonBlocking,
+                &mut host,
+            )
+            .unwrap()
+            .done()
+            .unwrap();
         }
-        assert!(ipc.mailbox_send(client, send, host.slice(0, 1), &[], Blocking::Forever, &mut host).unwrap().is_blocked());
+        assert!(
+            ipc.mailbox_send(
+                client,
+                send,
+                host.slice(0, 1),
+                &[],
+                Blocking::Forever,
+                &mut host
+            )
+            .unwrap()
+            .is_blocked()
+        );
         ipc.process_exit(server, &mut host).unwrap();
         assert_eq!(host.take_wakes(), vec![(client, Wakeup::Retry)]);
-        assert_eq!(ipc.mailbox_send(client, send, host.slice(0, 1), &[], Blocking::Forever, &mut host), Err(Error::PeerClosed));
+        assert_eq!(
+            ipc.mailbox_send(
+                client,
+                send,
+                host.slice(0, 1),
+                &[],
+                Blocking::Forever,
+                &mut host
+            ),
+            Err(Error::PeerClosed)
+        );
         let _ = inbox;
     }
 
@@ -606,17 +954,52 @@ mod tests {
     fn call_and_reply() {
         let (mut ipc, mut host, server, client, inbox, send) = setup();
         host.poke(client, 0, b"ping");
-        assert!(ipc.mailbox_call(client, send, host.slice(0, 4), &[], host.slice(0x200, 16), None, &mut host).unwrap().is_blocked());
-        let request = ipc.mailbox_receive(server, inbox, host.slice(0x100, 16), Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        assert!(
+            ipc.mailbox_call(
+                client,
+                send,
+                host.slice(0, 4),
+                &[],
+                host.slice(0x200, 16),
+                None,
+                &mut host
+            )
+            .unwrap()
+            .is_blocked()
+        );
+        let request = ipc
+            .mailbox_receive(
+                server,
+                inbox,
+                host.slice(0x100, 16),
+                Blocking::NonBlocking,
+                &mut host,
+            )
+            .unwrap()
+            .done()
+            .unwrap();
         let reply = request.reply.expect("a call carries a reply handle");
-        assert_eq!(ipc.handle_info(server, reply).unwrap().kind, ObjectKind::Reply);
+        assert_eq!(
+            ipc.handle_info(server, reply).unwrap().kind,
+            ObjectKind::Reply
+        );
         host.poke(server, 0x300, b"pong!");
-        assert_eq!(ipc.mailbox_reply(server, reply, host.slice(0x300, 17), &[], &mut host), Err(Error::MessageTooLarge { limit: 16 }));
-        ipc.mailbox_reply(server, reply, host.slice(0x300, 5), &[], &mut host).unwrap();
+        assert_eq!(
+            ipc.mailbox_reply(server, reply, host.slice(0x300, 17), &[], &mut host),
+            Err(Error::MessageTooLarge { limit: 16 })
+        );
+        ipc.mailbox_reply(server, reply, host.slice(0x300, 5), &[], &mut host)
+            .unwrap();
         let wakes = host.take_wakes();
-        assert!(matches!(&wakes[..], [(c, Wakeup::Completed(Completion::Received(r)))] if *c == client && r.length == 5));
+        assert!(
+            matches!(&wakes[..], [(c, Wakeup::Completed(Completion::Received(r)))] if *c == client && r.length == 5)
+        );
         assert_eq!(host.peek(client, 0x200, 5), b"pong!");
-        assert_eq!(ipc.mailbox_reply(server, reply, host.slice(0x300, 5), &[], &mut host), Err(Error::StaleHandle), "one-shot");
+        assert_eq!(
+            ipc.mailbox_reply(server, reply, host.slice(0x300, 5), &[], &mut host),
+            Err(Error::StaleHandle),
+            "one-shot"
+        );
         let g = *ipc.ledger().global();
         assert_eq!(g.copies(Mechanism::Mailbox, Direction::UserToUser).bytes, 5);
     }
@@ -624,24 +1007,87 @@ mod tests {
     #[test]
     fn dropped_reply_handle_wakes_caller_with_peer_closed() {
         let (mut ipc, mut host, server, client, inbox, send) = setup();
-        assert!(ipc.mailbox_call(client, send, UserSlice::EMPTY, &[], host.slice(0x200, 16), None, &mut host).unwrap().is_blocked());
-        let request = ipc.mailbox_receive(server, inbox, UserSlice::EMPTY, Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
-        ipc.handle_close(server, request.reply.unwrap(), &mut host).unwrap();
-        assert_eq!(host.take_wakes(), vec![(client, Wakeup::Failed(Error::PeerClosed))]);
+        assert!(
+            ipc.mailbox_call(
+                client,
+                send,
+                UserSlice::EMPTY,
+                &[],
+                host.slice(0x200, 16),
+                None,
+                &mut host
+            )
+            .unwrap()
+            .is_blocked()
+        );
+        let request = ipc
+            .mailbox_receive(
+                server,
+                inbox,
+                UserSlice::EMPTY,
+                Blocking::NonBlocking,
+                &mut host,
+            )
+            .unwrap()
+            .done()
+            .unwrap();
+        ipc.handle_close(server, request.reply.unwrap(), &mut host)
+            .unwrap();
+        assert_eq!(
+            host.take_wakes(),
+            vec![(client, Wakeup::Failed(Error::PeerClosed))]
+        );
         // A timed-out caller makes the reply fail with PeerClosed.
-        assert!(ipc.mailbox_call(client, send, UserSlice::EMPTY, &[], host.slice(0x200, 16), Some(5), &mut host).unwrap().is_blocked());
-        let request = ipc.mailbox_receive(server, inbox, UserSlice::EMPTY, Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        assert!(
+            ipc.mailbox_call(
+                client,
+                send,
+                UserSlice::EMPTY,
+                &[],
+                host.slice(0x200, 16),
+                Some(5),
+                &mut host
+            )
+            .unwrap()
+            .is_blocked()
+        );
+        let request = ipc
+            .mailbox_receive(
+                server,
+                inbox,
+                UserSlice::EMPTY,
+                Blocking::NonBlocking,
+                &mut host,
+            )
+            .unwrap()
+            .done()
+            .unwrap();
         assert_eq!(ipc.expire(5, &mut host), 1);
-        assert_eq!(ipc.mailbox_reply(server, request.reply.unwrap(), UserSlice::EMPTY, &[], &mut host), Err(Error::PeerClosed));
+        assert_eq!(
+            ipc.mailbox_reply(
+                server,
+                request.reply.unwrap(),
+                UserSlice::EMPTY,
+                &[],
+                &mut host
+            ),
+            Err(Error::PeerClosed)
+        );
         assert_eq!(ipc.usage().handles, 2, "reply handle consumed");
     }
 
     #[test]
     fn mint_requires_unbadged_source() {
         let (mut ipc, _host, server, client, inbox, send) = setup();
-        assert_eq!(ipc.mailbox_mint(client, send, Rights::WRITE, 7), Err(Error::PermissionDenied));
+        assert_eq!(
+            ipc.mailbox_mint(client, send, Rights::WRITE, 7),
+            Err(Error::PermissionDenied)
+        );
         let b = ipc.mailbox_mint(server, inbox, Rights::WRITE, 7).unwrap();
         assert_eq!(ipc.handle_info(server, b).unwrap().badge, 7);
-        assert_eq!(ipc.mailbox_mint(server, b, Rights::WRITE, 8), Err(Error::PermissionDenied));
+        assert_eq!(
+            ipc.mailbox_mint(server, b, Rights::WRITE, 8),
+            Err(Error::PermissionDenied)
+        );
     }
 }

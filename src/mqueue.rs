@@ -79,8 +79,15 @@ impl<const PAYLOAD: usize> Object for MessageQueue<PAYLOAD> {
         max_message_size: 0,
         count: 0,
         next_sequence: 0,
-        slots: [const { QueueSlot { used: false, priority: 0, sequence: 0, length: 0, data: [0; PAYLOAD] } };
-            MESSAGE_QUEUE_DEPTH],
+        slots: [const {
+            QueueSlot {
+                used: false,
+                priority: 0,
+                sequence: 0,
+                length: 0,
+                data: [0; PAYLOAD],
+            }
+        }; MESSAGE_QUEUE_DEPTH],
     };
 }
 
@@ -167,7 +174,11 @@ impl<
     }
 
     /// The queue's limits and current length (any handle to it).
-    pub fn mqueue_attributes(&self, caller: ProcessId, handle: Handle) -> Result<QueueAttributes, Error> {
+    pub fn mqueue_attributes(
+        &self,
+        caller: ProcessId,
+        handle: Handle,
+    ) -> Result<QueueAttributes, Error> {
         let key = self.queue_key(caller, handle, Rights::empty())?;
         let queue = self.queues.get(key).ok_or(Error::BadHandle)?;
         Ok(QueueAttributes {
@@ -194,14 +205,26 @@ impl<
         }
         let queue = self.queues.get_mut(key).ok_or(Error::BadHandle)?;
         if message.len() > queue.max_message_size {
-            return Err(Error::MessageTooLarge { limit: queue.max_message_size });
+            return Err(Error::MessageTooLarge {
+                limit: queue.max_message_size,
+            });
         }
         if queue.count >= queue.max_messages {
             return self.block(caller, WaitOn::QueueSend(key), blocking, host);
         }
         let sequence = queue.next_sequence;
-        let slot = queue.slots.iter_mut().find(|s| !s.used).ok_or(Error::WouldBlock)?;
-        self.ledger.copy_in(host, caller, Mechanism::MessageQueue, message, &mut slot.data[..message.len()])?;
+        let slot = queue
+            .slots
+            .iter_mut()
+            .find(|s| !s.used)
+            .ok_or(Error::WouldBlock)?;
+        self.ledger.copy_in(
+            host,
+            caller,
+            Mechanism::MessageQueue,
+            message,
+            &mut slot.data[..message.len()],
+        )?;
         slot.used = true;
         slot.priority = priority;
         slot.sequence = sequence;
@@ -226,14 +249,22 @@ impl<
         let key = self.queue_key(caller, handle, Rights::READ)?;
         let queue = self.queues.get_mut(key).ok_or(Error::BadHandle)?;
         if buffer.len() < queue.max_message_size {
-            return Err(Error::BufferTooSmall { needed: queue.max_message_size });
+            return Err(Error::BufferTooSmall {
+                needed: queue.max_message_size,
+            });
         }
         let Some(index) = queue.next() else {
             return self.block(caller, WaitOn::QueueReceive(key), blocking, host);
         };
         let slot = &mut queue.slots[index];
         let length = slot.length;
-        self.ledger.copy_out(host, caller, Mechanism::MessageQueue, buffer.prefix(length), &slot.data[..length])?;
+        self.ledger.copy_out(
+            host,
+            caller,
+            Mechanism::MessageQueue,
+            buffer.prefix(length),
+            &slot.data[..length],
+        )?;
         slot.used = false;
         let priority = slot.priority;
         queue.count -= 1;
@@ -244,18 +275,28 @@ impl<
     // ------------------------------------------------------------------ internals
 
     fn queue_find(&self, name: &Name) -> Option<Key> {
-        self.queues.iter_live().find(|(_, q)| q.linked && q.name == *name).map(|(key, _)| key)
+        self.queues
+            .iter_live()
+            .find(|(_, q)| q.linked && q.name == *name)
+            .map(|(key, _)| key)
     }
 
     fn queue_key(&self, caller: ProcessId, handle: Handle, needed: Rights) -> Result<Key, Error> {
-        match self.lookup(caller, handle, ObjectKind::MessageQueue, needed)?.object {
+        match self
+            .lookup(caller, handle, ObjectKind::MessageQueue, needed)?
+            .object
+        {
             ObjectRef::MessageQueue(key) => Ok(key),
             _ => Err(Error::WrongObjectKind),
         }
     }
 
     fn queue_destroy_if_unused(&mut self, key: Key) {
-        if self.queues.slot(key).is_some_and(|s| s.references == 0 && !s.value.linked) {
+        if self
+            .queues
+            .slot(key)
+            .is_some_and(|s| s.references == 0 && !s.value.linked)
+        {
             self.queues.free(key);
         }
     }
@@ -269,7 +310,11 @@ impl<
 }
 
 const fn queue_capability(key: Key) -> Capability {
-    Capability { object: ObjectRef::MessageQueue(key), rights: QUEUE_RIGHTS, badge: 0 }
+    Capability {
+        object: ObjectRef::MessageQueue(key),
+        rights: QUEUE_RIGHTS,
+        badge: 0,
+    }
 }
 
 #[cfg(test)]
@@ -285,16 +330,36 @@ mod tests {
         let q = ipc.mqueue_create(a, b"jobs", 4, 8).unwrap();
         for (i, priority) in [1u8, 5, 1, 5].iter().enumerate() {
             host.poke(a, i as u64 * 8, &[i as u8; 8]);
-            assert_eq!(ipc.mqueue_send(a, q, host.slice(i as u64 * 8, 8), *priority, Blocking::NonBlocking, &mut host), Ok(Outcome::Done(())));
+            assert_eq!(
+                ipc.mqueue_send(
+                    a,
+                    q,
+                    host.slice(i as u64 * 8, 8),
+                    *priority,
+                    Blocking::NonBlocking,
+                    &mut host
+                ),
+                Ok(Outcome::Done(()))
+            );
         }
-        assert_eq!(ipc.mqueue_send(a, q, host.slice(0, 8), 0, Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
+        assert_eq!(
+            ipc.mqueue_send(a, q, host.slice(0, 8), 0, Blocking::NonBlocking, &mut host),
+            Err(Error::WouldBlock)
+        );
         let mut order = Vec::new();
         for _ in 0..4 {
-            let m = ipc.mqueue_receive(a, q, host.slice(0x100, 8), Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+            let m = ipc
+                .mqueue_receive(a, q, host.slice(0x100, 8), Blocking::NonBlocking, &mut host)
+                .unwrap()
+                .done()
+                .unwrap();
             order.push((m.priority, host.peek(a, 0x100, 1)[0]));
         }
         assert_eq!(order, [(5, 1), (5, 3), (1, 0), (1, 2)]);
-        assert_eq!(ipc.mqueue_receive(a, q, host.slice(0x100, 8), Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
+        assert_eq!(
+            ipc.mqueue_receive(a, q, host.slice(0x100, 8), Blocking::NonBlocking, &mut host),
+            Err(Error::WouldBlock)
+        );
     }
 
     #[test]
@@ -302,16 +367,45 @@ mod tests {
         let mut ipc = TestIpc::new();
         let mut host = TestHost::new();
         let a = ipc.process_create().unwrap();
-        assert_eq!(ipc.mqueue_create(a, b"q", 0, 8), Err(Error::InvalidArgument));
-        assert_eq!(ipc.mqueue_create(a, b"q", 4, 65), Err(Error::InvalidArgument));
+        assert_eq!(
+            ipc.mqueue_create(a, b"q", 0, 8),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            ipc.mqueue_create(a, b"q", 4, 65),
+            Err(Error::InvalidArgument)
+        );
         let q = ipc.mqueue_create(a, b"q", 2, 8).unwrap();
         assert_eq!(ipc.mqueue_create(a, b"q", 2, 8), Err(Error::AlreadyExists));
-        assert_eq!(ipc.mqueue_send(a, q, host.slice(0, 9), 0, Blocking::NonBlocking, &mut host), Err(Error::MessageTooLarge { limit: 8 }));
-        assert_eq!(ipc.mqueue_send(a, q, host.slice(0, 1), PRIORITY_LEVELS, Blocking::NonBlocking, &mut host), Err(Error::InvalidArgument));
-        assert_eq!(ipc.mqueue_receive(a, q, host.slice(0, 7), Blocking::NonBlocking, &mut host), Err(Error::BufferTooSmall { needed: 8 }));
+        assert_eq!(
+            ipc.mqueue_send(a, q, host.slice(0, 9), 0, Blocking::NonBlocking, &mut host),
+            Err(Error::MessageTooLarge { limit: 8 })
+        );
+        assert_eq!(
+            ipc.mqueue_send(
+                a,
+                q,
+                host.slice(0, 1),
+                PRIORITY_LEVELS,
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            ipc.mqueue_receive(a, q, host.slice(0, 7), Blocking::NonBlocking, &mut host),
+            Err(Error::BufferTooSmall { needed: 8 })
+        );
         host.now = 10;
-        assert_eq!(ipc.mqueue_receive(a, q, host.slice(0, 8), Blocking::Until(10), &mut host), Err(Error::TimedOut));
-        assert!(ipc.mqueue_receive(a, q, host.slice(0, 8), Blocking::Until(20), &mut host).unwrap().is_blocked());
+        assert_eq!(
+            ipc.mqueue_receive(a, q, host.slice(0, 8), Blocking::Until(10), &mut host),
+            Err(Error::TimedOut)
+        );
+        assert!(
+            ipc.mqueue_receive(a, q, host.slice(0, 8), Blocking::Until(20), &mut host)
+                .unwrap()
+                .is_blocked()
+        );
         assert_eq!(ipc.expire(20, &mut host), 1);
         assert_eq!(ipc.mqueue_attributes(a, q).unwrap().max_messages, 2);
     }
@@ -324,13 +418,24 @@ mod tests {
         let b = ipc.process_create().unwrap();
         let q = ipc.mqueue_create(a, b"q", 2, 8).unwrap();
         let qb = ipc.mqueue_open(b, b"q").unwrap();
-        assert!(ipc.mqueue_receive(b, qb, host.slice(0, 8), Blocking::Forever, &mut host).unwrap().is_blocked());
+        assert!(
+            ipc.mqueue_receive(b, qb, host.slice(0, 8), Blocking::Forever, &mut host)
+                .unwrap()
+                .is_blocked()
+        );
         ipc.mqueue_unlink(a, b"q").unwrap();
         assert_eq!(ipc.mqueue_open(a, b"q"), Err(Error::NotFound));
         host.poke(a, 0, b"still");
-        ipc.mqueue_send(a, q, host.slice(0, 5), 3, Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+        ipc.mqueue_send(a, q, host.slice(0, 5), 3, Blocking::NonBlocking, &mut host)
+            .unwrap()
+            .done()
+            .unwrap();
         assert_eq!(host.take_wakes(), vec![(b, Wakeup::Retry)]);
-        let m = ipc.mqueue_receive(b, qb, host.slice(0x10, 8), Blocking::Forever, &mut host).unwrap().done().unwrap();
+        let m = ipc
+            .mqueue_receive(b, qb, host.slice(0x10, 8), Blocking::Forever, &mut host)
+            .unwrap()
+            .done()
+            .unwrap();
         assert_eq!((m.length, host.peek(b, 0x10, 5)), (5, b"still".to_vec()));
         ipc.handle_close(a, q, &mut host).unwrap();
         assert_eq!(ipc.usage().message_queues, 1);

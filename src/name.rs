@@ -15,7 +15,10 @@ pub struct Name {
 
 impl Name {
     /// The empty placeholder stored in free slots (never matches a valid name).
-    pub(crate) const EMPTY: Name = Name { bytes: [0; NAME_MAX], length: 0 };
+    pub(crate) const EMPTY: Name = Name {
+        bytes: [0; NAME_MAX],
+        length: 0,
+    };
 
     /// Validates `bytes` as a name.
     ///

@@ -41,7 +41,11 @@ impl<
         self.reserve_handles(caller, 1)?;
         let (key, notification) = self.notifications.allocate()?;
         notification.bits = 0;
-        let capability = Capability { object: ObjectRef::Notification(key), rights: SYNC_RIGHTS, badge: 0 };
+        let capability = Capability {
+            object: ObjectRef::Notification(key),
+            rights: SYNC_RIGHTS,
+            badge: 0,
+        };
         self.install_new(caller, capability)
     }
 
@@ -84,18 +88,30 @@ impl<
         self.block(caller, WaitOn::Notification(key), blocking, host)
     }
 
-    fn notification_key(&self, caller: ProcessId, handle: Handle, needed: Rights) -> Result<Key, Error> {
-        match self.lookup(caller, handle, ObjectKind::Notification, needed)?.object {
+    fn notification_key(
+        &self,
+        caller: ProcessId,
+        handle: Handle,
+        needed: Rights,
+    ) -> Result<Key, Error> {
+        match self
+            .lookup(caller, handle, ObjectKind::Notification, needed)?
+            .object
+        {
             ObjectRef::Notification(key) => Ok(key),
             _ => Err(Error::WrongObjectKind),
         }
     }
 
     pub(crate) fn notification_released<W: Wake + ?Sized>(&mut self, key: Key, wake: &mut W) {
-        let Some(slot) = self.notifications.slot_mut(key) else { return };
+        let Some(slot) = self.notifications.slot_mut(key) else {
+            return;
+        };
         slot.references -= 1;
         if slot.references == 0 {
-            self.wake_all(Wakeup::Failed(Error::PeerClosed), wake, |on| *on == WaitOn::Notification(key));
+            self.wake_all(Wakeup::Failed(Error::PeerClosed), wake, |on| {
+                *on == WaitOn::Notification(key)
+            });
             self.notifications.free(key);
         }
     }
@@ -112,15 +128,31 @@ mod tests {
         let mut host = TestHost::new();
         let a = ipc.process_create().unwrap();
         let n = ipc.notification_create(a).unwrap();
-        assert_eq!(ipc.notification_wait(a, n, Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
+        assert_eq!(
+            ipc.notification_wait(a, n, Blocking::NonBlocking, &mut host),
+            Err(Error::WouldBlock)
+        );
         ipc.notification_signal(a, n, 0b01, &mut host).unwrap();
         ipc.notification_signal(a, n, 0b10, &mut host).unwrap();
-        assert_eq!(ipc.notification_wait(a, n, Blocking::NonBlocking, &mut host), Ok(Outcome::Done(0b11)));
-        assert!(ipc.notification_wait(a, n, Blocking::Forever, &mut host).unwrap().is_blocked());
+        assert_eq!(
+            ipc.notification_wait(a, n, Blocking::NonBlocking, &mut host),
+            Ok(Outcome::Done(0b11))
+        );
+        assert!(
+            ipc.notification_wait(a, n, Blocking::Forever, &mut host)
+                .unwrap()
+                .is_blocked()
+        );
         ipc.notification_signal(a, n, 0, &mut host).unwrap();
         assert!(host.wakes.is_empty(), "no bits, no wake");
         ipc.notification_signal(a, n, 0b100, &mut host).unwrap();
-        assert_eq!(host.take_wakes(), vec![(a, Wakeup::Completed(Completion::Notified(0b100)))]);
-        assert_eq!(ipc.notification_wait(a, n, Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
+        assert_eq!(
+            host.take_wakes(),
+            vec![(a, Wakeup::Completed(Completion::Notified(0b100)))]
+        );
+        assert_eq!(
+            ipc.notification_wait(a, n, Blocking::NonBlocking, &mut host),
+            Err(Error::WouldBlock)
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! Object storage: fixed-capacity, generation-tagged tables with reference counts.
 //!
-//! Every kind of kernel object lives in its own [`Table`] of `N` slots. A slot holds the
+//! Every kind of kernel object lives in its own `Table` of `N` slots. A slot holds the
 //! object, a liveness flag, the slot's generation and a reference count. Objects are named
-//! inside the kernel by a [`Key`] (slot index + generation): once an object is destroyed
+//! inside the kernel by a `Key` (slot index + generation): once an object is destroyed
 //! its slot's generation moves on and every old key stops matching, exactly like handles.
 //!
 //! References are counted by the kernel façade: each capability (in a handle table or in
@@ -52,7 +52,10 @@ pub(crate) enum ObjectRef {
     Semaphore(Key),
     Notification(Key),
     /// The right to answer one call: the caller and the token of its call.
-    Reply { caller: ProcessId, token: u64 },
+    Reply {
+        caller: ProcessId,
+        token: u64,
+    },
 }
 
 impl ObjectRef {
@@ -97,20 +100,42 @@ pub(crate) struct Table<T, const N: usize> {
 
 impl<T: Object, const N: usize> Table<T, N> {
     pub(crate) const fn new() -> Self {
-        const { assert!(N <= u16::MAX as usize, "object tables have at most 65535 slots") };
+        const {
+            assert!(
+                N <= u16::MAX as usize,
+                "object tables have at most 65535 slots"
+            )
+        };
         Table {
-            slots: [const { Slot { generation: 0, live: false, references: 0, value: T::EMPTY } }; N],
+            slots: [const {
+                Slot {
+                    generation: 0,
+                    live: false,
+                    references: 0,
+                    value: T::EMPTY,
+                }
+            }; N],
         }
     }
 
     /// Claims a free slot; the caller must initialise the value in place.
     pub(crate) fn allocate(&mut self) -> Result<(Key, &mut T), Error> {
-        let index = self.slots.iter().position(|s| !s.live).ok_or(Error::OutOfObjects)?;
+        let index = self
+            .slots
+            .iter()
+            .position(|s| !s.live)
+            .ok_or(Error::OutOfObjects)?;
         let slot = &mut self.slots[index];
         slot.generation = slot.generation.wrapping_add(1);
         slot.live = true;
         slot.references = 0;
-        Ok((Key { index: index as u16, generation: slot.generation }, &mut slot.value))
+        Ok((
+            Key {
+                index: index as u16,
+                generation: slot.generation,
+            },
+            &mut slot.value,
+        ))
     }
 
     pub(crate) fn slot(&self, key: Key) -> Option<&Slot<T>> {
@@ -146,9 +171,19 @@ impl<T: Object, const N: usize> Table<T, N> {
     }
 
     pub(crate) fn iter_live(&self) -> impl Iterator<Item = (Key, &T)> {
-        self.slots.iter().enumerate().filter(|(_, s)| s.live).map(|(i, s)| {
-            (Key { index: i as u16, generation: s.generation }, &s.value)
-        })
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.live)
+            .map(|(i, s)| {
+                (
+                    Key {
+                        index: i as u16,
+                        generation: s.generation,
+                    },
+                    &s.value,
+                )
+            })
     }
 }
 

@@ -63,7 +63,12 @@ impl<const CAPACITY: usize> Object for Pipe<CAPACITY> {
 
 impl<const CAPACITY: usize> Pipe<CAPACITY> {
     pub(crate) fn reset(&mut self, mechanism: Mechanism) {
-        const { assert!(CAPACITY.is_power_of_two(), "pipe capacity must be a power of two") };
+        const {
+            assert!(
+                CAPACITY.is_power_of_two(),
+                "pipe capacity must be a power of two"
+            )
+        };
         self.read = 0;
         self.written = 0;
         self.readers = 0;
@@ -100,7 +105,11 @@ impl<const CAPACITY: usize> Pipe<CAPACITY> {
 
 /// The largest write that is guaranteed not to interleave, for a pipe of `capacity` bytes.
 const fn atomic_limit(capacity: usize) -> usize {
-    if PIPE_ATOMIC < capacity { PIPE_ATOMIC } else { capacity }
+    if PIPE_ATOMIC < capacity {
+        PIPE_ATOMIC
+    } else {
+        capacity
+    }
 }
 
 impl<
@@ -148,10 +157,19 @@ impl<
         let (first, second) = Pipe::<PIPE_CAPACITY>::runs(pipe.read, count);
         let mechanism = pipe.mechanism;
         let split = first.len();
-        self.ledger.copy_out(host, caller, mechanism, buffer.prefix(split), &pipe.ring[first])?;
+        self.ledger.copy_out(
+            host,
+            caller,
+            mechanism,
+            buffer.prefix(split),
+            &pipe.ring[first],
+        )?;
         if !second.is_empty() {
-            let rest = buffer.subslice(split, second.len()).ok_or(Error::BadAddress)?;
-            self.ledger.copy_out(host, caller, mechanism, rest, &pipe.ring[second])?;
+            let rest = buffer
+                .subslice(split, second.len())
+                .ok_or(Error::BadAddress)?;
+            self.ledger
+                .copy_out(host, caller, mechanism, rest, &pipe.ring[second])?;
         }
         pipe.read = pipe.read.wrapping_add(count);
         self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeWrite(key));
@@ -178,7 +196,11 @@ impl<
         if data.is_empty() {
             return Ok(Outcome::Done(0));
         }
-        let minimum = if data.len() <= atomic_limit(PIPE_CAPACITY) { data.len() } else { 1 };
+        let minimum = if data.len() <= atomic_limit(PIPE_CAPACITY) {
+            data.len()
+        } else {
+            1
+        };
         if pipe.space() < minimum {
             return self.block(caller, WaitOn::PipeWrite(key), blocking, host);
         }
@@ -186,10 +208,19 @@ impl<
         let (first, second) = Pipe::<PIPE_CAPACITY>::runs(pipe.written, count);
         let mechanism = pipe.mechanism;
         let split = first.len();
-        self.ledger.copy_in(host, caller, mechanism, data.prefix(split), &mut pipe.ring[first])?;
+        self.ledger.copy_in(
+            host,
+            caller,
+            mechanism,
+            data.prefix(split),
+            &mut pipe.ring[first],
+        )?;
         if !second.is_empty() {
-            let rest = data.subslice(split, second.len()).ok_or(Error::BadAddress)?;
-            self.ledger.copy_in(host, caller, mechanism, rest, &mut pipe.ring[second])?;
+            let rest = data
+                .subslice(split, second.len())
+                .ok_or(Error::BadAddress)?;
+            self.ledger
+                .copy_in(host, caller, mechanism, rest, &mut pipe.ring[second])?;
         }
         pipe.written = pipe.written.wrapping_add(count);
         self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeRead(key));
@@ -205,7 +236,10 @@ impl<
     // ------------------------------------------------------------------ internals
 
     fn pipe_key(&self, caller: ProcessId, handle: Handle, needed: Rights) -> Result<Key, Error> {
-        match self.lookup(caller, handle, ObjectKind::Pipe, needed)?.object {
+        match self
+            .lookup(caller, handle, ObjectKind::Pipe, needed)?
+            .object
+        {
             ObjectRef::Pipe(key) => Ok(key),
             _ => Err(Error::WrongObjectKind),
         }
@@ -224,7 +258,9 @@ impl<
     }
 
     pub(crate) fn pipe_released<H: Host>(&mut self, key: Key, rights: Rights, host: &mut H) {
-        let Some(slot) = self.pipes.slot_mut(key) else { return };
+        let Some(slot) = self.pipes.slot_mut(key) else {
+            return;
+        };
         slot.references -= 1;
         if rights.contains(Rights::READ) {
             slot.value.readers -= 1;
@@ -233,7 +269,9 @@ impl<
                 self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeWrite(key));
             }
         }
-        let Some(slot) = self.pipes.slot_mut(key) else { return };
+        let Some(slot) = self.pipes.slot_mut(key) else {
+            return;
+        };
         if rights.contains(Rights::WRITE) {
             slot.value.writers -= 1;
             if slot.value.writers == 0 {
@@ -278,16 +316,45 @@ mod tests {
         let mut out = Vec::new();
         let mut offset = 0;
         while offset < data.len() {
-            let n = ipc.pipe_write(a, w, host.slice(offset as u64, 40.min(data.len() - offset)), Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+            let n = ipc
+                .pipe_write(
+                    a,
+                    w,
+                    host.slice(offset as u64, 40.min(data.len() - offset)),
+                    Blocking::NonBlocking,
+                    &mut host,
+                )
+                .unwrap()
+                .done()
+                .unwrap();
             offset += n;
-            let got = ipc.pipe_read(a, r, host.slice(0x1000, 64), Blocking::NonBlocking, &mut host).unwrap().done().unwrap();
+            let got = ipc
+                .pipe_read(
+                    a,
+                    r,
+                    host.slice(0x1000, 64),
+                    Blocking::NonBlocking,
+                    &mut host,
+                )
+                .unwrap()
+                .done()
+                .unwrap();
             out.extend(host.peek(a, 0x1000, got));
         }
         assert_eq!(out, data);
         let g = *ipc.ledger().global();
-        assert_eq!(g.copies(Mechanism::Pipe, Direction::UserToKernel).bytes, 200);
-        assert_eq!(g.copies(Mechanism::Pipe, Direction::KernelToUser).bytes, 200);
-        assert!(g.operations_by(Mechanism::Pipe) > 10, "wrapped runs are separate copies");
+        assert_eq!(
+            g.copies(Mechanism::Pipe, Direction::UserToKernel).bytes,
+            200
+        );
+        assert_eq!(
+            g.copies(Mechanism::Pipe, Direction::KernelToUser).bytes,
+            200
+        );
+        assert!(
+            g.operations_by(Mechanism::Pipe) > 10,
+            "wrapped runs are separate copies"
+        );
     }
 
     #[test]
@@ -296,11 +363,21 @@ mod tests {
         let (r, w) = ipc.pipe_create(a).unwrap();
         let rb = ipc.handle_grant(a, r, b, Rights::READ).unwrap();
         ipc.handle_close(a, r, &mut host).unwrap();
-        assert_eq!(ipc.pipe_read(b, rb, host.slice(0, 8), Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
-        assert!(ipc.pipe_read(b, rb, host.slice(0, 8), Blocking::Forever, &mut host).unwrap().is_blocked());
+        assert_eq!(
+            ipc.pipe_read(b, rb, host.slice(0, 8), Blocking::NonBlocking, &mut host),
+            Err(Error::WouldBlock)
+        );
+        assert!(
+            ipc.pipe_read(b, rb, host.slice(0, 8), Blocking::Forever, &mut host)
+                .unwrap()
+                .is_blocked()
+        );
         ipc.handle_close(a, w, &mut host).unwrap();
         assert_eq!(host.take_wakes(), vec![(b, Wakeup::Retry)]);
-        assert_eq!(ipc.pipe_read(b, rb, host.slice(0, 8), Blocking::Forever, &mut host), Ok(Outcome::Done(0)));
+        assert_eq!(
+            ipc.pipe_read(b, rb, host.slice(0, 8), Blocking::Forever, &mut host),
+            Ok(Outcome::Done(0))
+        );
     }
 
     #[test]
@@ -309,29 +386,57 @@ mod tests {
         let (r, w) = ipc.pipe_create(a).unwrap();
         let wb = ipc.handle_grant(a, w, b, Rights::WRITE).unwrap();
         // Fill the 64-byte pipe.
-        assert_eq!(ipc.pipe_write(b, wb, host.slice(0, 64), Blocking::Forever, &mut host), Ok(Outcome::Done(64)));
-        assert!(ipc.pipe_write(b, wb, host.slice(0, 1), Blocking::Forever, &mut host).unwrap().is_blocked());
+        assert_eq!(
+            ipc.pipe_write(b, wb, host.slice(0, 64), Blocking::Forever, &mut host),
+            Ok(Outcome::Done(64))
+        );
+        assert!(
+            ipc.pipe_write(b, wb, host.slice(0, 1), Blocking::Forever, &mut host)
+                .unwrap()
+                .is_blocked()
+        );
         ipc.handle_close(a, r, &mut host).unwrap();
         assert_eq!(host.take_wakes(), vec![(b, Wakeup::Retry)]);
-        assert_eq!(ipc.pipe_write(b, wb, host.slice(0, 1), Blocking::Forever, &mut host), Err(Error::BrokenPipe));
+        assert_eq!(
+            ipc.pipe_write(b, wb, host.slice(0, 1), Blocking::Forever, &mut host),
+            Err(Error::BrokenPipe)
+        );
     }
 
     #[test]
     fn small_writes_are_atomic_large_ones_short() {
         let (mut ipc, mut host, a, _) = setup();
         let (r, w) = ipc.pipe_create(a).unwrap();
-        assert_eq!(ipc.pipe_write(a, w, host.slice(0, 60), Blocking::NonBlocking, &mut host), Ok(Outcome::Done(60)));
+        assert_eq!(
+            ipc.pipe_write(a, w, host.slice(0, 60), Blocking::NonBlocking, &mut host),
+            Ok(Outcome::Done(60))
+        );
         // 10 bytes do not fit in the 4 left: an atomic write must not be split.
-        assert_eq!(ipc.pipe_write(a, w, host.slice(0, 10), Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
+        assert_eq!(
+            ipc.pipe_write(a, w, host.slice(0, 10), Blocking::NonBlocking, &mut host),
+            Err(Error::WouldBlock)
+        );
         assert_eq!(ipc.pipe_buffered(a, r), Ok(60));
-        assert_eq!(ipc.pipe_read(a, r, host.slice(0, 64), Blocking::NonBlocking, &mut host), Ok(Outcome::Done(60)));
+        assert_eq!(
+            ipc.pipe_read(a, r, host.slice(0, 64), Blocking::NonBlocking, &mut host),
+            Ok(Outcome::Done(60))
+        );
         // Wrong end, wrong rights.
-        assert_eq!(ipc.pipe_read(a, w, host.slice(0, 1), Blocking::NonBlocking, &mut host), Err(Error::PermissionDenied));
-        assert_eq!(ipc.pipe_write(a, r, host.slice(0, 1), Blocking::NonBlocking, &mut host), Err(Error::PermissionDenied));
+        assert_eq!(
+            ipc.pipe_read(a, w, host.slice(0, 1), Blocking::NonBlocking, &mut host),
+            Err(Error::PermissionDenied)
+        );
+        assert_eq!(
+            ipc.pipe_write(a, r, host.slice(0, 1), Blocking::NonBlocking, &mut host),
+            Err(Error::PermissionDenied)
+        );
         // A bad address is a fault, and nothing is counted.
         let before = ipc.ledger().global().total_bytes();
         let bad = UserSlice::new(0xf_0000, 8, host.user_limit()).unwrap();
-        assert_eq!(ipc.pipe_write(a, w, bad, Blocking::NonBlocking, &mut host), Err(Error::BadAddress));
+        assert_eq!(
+            ipc.pipe_write(a, w, bad, Blocking::NonBlocking, &mut host),
+            Err(Error::BadAddress)
+        );
         assert_eq!(ipc.ledger().global().total_bytes(), before);
         assert_eq!(ipc.pipe_buffered(a, r), Ok(0));
     }

@@ -45,7 +45,11 @@ impl<
         self.reserve_handles(caller, 1)?;
         let (key, semaphore) = self.semaphores.allocate()?;
         semaphore.count = initial;
-        let capability = Capability { object: ObjectRef::Semaphore(key), rights: SYNC_RIGHTS, badge: 0 };
+        let capability = Capability {
+            object: ObjectRef::Semaphore(key),
+            rights: SYNC_RIGHTS,
+            badge: 0,
+        };
         self.install_new(caller, capability)
     }
 
@@ -81,7 +85,10 @@ impl<
             return Ok(());
         }
         let semaphore = self.semaphores.get_mut(key).ok_or(Error::BadHandle)?;
-        semaphore.count = semaphore.count.checked_add(1).ok_or(Error::InvalidArgument)?;
+        semaphore.count = semaphore
+            .count
+            .checked_add(1)
+            .ok_or(Error::InvalidArgument)?;
         Ok(())
     }
 
@@ -91,18 +98,30 @@ impl<
         Ok(self.semaphores.get(key).map_or(0, |s| s.count))
     }
 
-    fn semaphore_key(&self, caller: ProcessId, handle: Handle, needed: Rights) -> Result<Key, Error> {
-        match self.lookup(caller, handle, ObjectKind::Semaphore, needed)?.object {
+    fn semaphore_key(
+        &self,
+        caller: ProcessId,
+        handle: Handle,
+        needed: Rights,
+    ) -> Result<Key, Error> {
+        match self
+            .lookup(caller, handle, ObjectKind::Semaphore, needed)?
+            .object
+        {
             ObjectRef::Semaphore(key) => Ok(key),
             _ => Err(Error::WrongObjectKind),
         }
     }
 
     pub(crate) fn semaphore_released<W: Wake + ?Sized>(&mut self, key: Key, wake: &mut W) {
-        let Some(slot) = self.semaphores.slot_mut(key) else { return };
+        let Some(slot) = self.semaphores.slot_mut(key) else {
+            return;
+        };
         slot.references -= 1;
         if slot.references == 0 {
-            self.wake_all(Wakeup::Failed(Error::PeerClosed), wake, |on| *on == WaitOn::Semaphore(key));
+            self.wake_all(Wakeup::Failed(Error::PeerClosed), wake, |on| {
+                *on == WaitOn::Semaphore(key)
+            });
             self.semaphores.free(key);
         }
     }
@@ -123,16 +142,36 @@ mod tests {
         let s = ipc.semaphore_create(a, 1).unwrap();
         let sb = ipc.handle_grant(a, s, b, Rights::WAIT).unwrap();
         let sc = ipc.handle_grant(a, s, c, Rights::WAIT).unwrap();
-        assert_eq!(ipc.semaphore_wait(a, s, Blocking::NonBlocking, &mut host), Ok(Outcome::Done(())));
-        assert_eq!(ipc.semaphore_wait(a, s, Blocking::NonBlocking, &mut host), Err(Error::WouldBlock));
-        assert!(ipc.semaphore_wait(c, sc, Blocking::Forever, &mut host).unwrap().is_blocked());
-        assert!(ipc.semaphore_wait(b, sb, Blocking::Forever, &mut host).unwrap().is_blocked());
+        assert_eq!(
+            ipc.semaphore_wait(a, s, Blocking::NonBlocking, &mut host),
+            Ok(Outcome::Done(()))
+        );
+        assert_eq!(
+            ipc.semaphore_wait(a, s, Blocking::NonBlocking, &mut host),
+            Err(Error::WouldBlock)
+        );
+        assert!(
+            ipc.semaphore_wait(c, sc, Blocking::Forever, &mut host)
+                .unwrap()
+                .is_blocked()
+        );
+        assert!(
+            ipc.semaphore_wait(b, sb, Blocking::Forever, &mut host)
+                .unwrap()
+                .is_blocked()
+        );
         ipc.semaphore_post(a, s, &mut host).unwrap();
         ipc.semaphore_post(a, s, &mut host).unwrap();
         ipc.semaphore_post(a, s, &mut host).unwrap();
         let acquired = Wakeup::Completed(Completion::Acquired);
-        assert_eq!(host.take_wakes(), vec![(c, acquired.clone()), (b, acquired)]);
+        assert_eq!(
+            host.take_wakes(),
+            vec![(c, acquired.clone()), (b, acquired)]
+        );
         assert_eq!(ipc.semaphore_count(a, s), Ok(1));
-        assert_eq!(ipc.semaphore_post(b, sb, &mut host), Err(Error::PermissionDenied));
+        assert_eq!(
+            ipc.semaphore_post(b, sb, &mut host),
+            Err(Error::PermissionDenied)
+        );
     }
 }

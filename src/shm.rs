@@ -26,6 +26,7 @@
 //! is never a question of who owns a frame. Lending with a return path is future work.)
 //! Pages that are themselves mappings of a region cannot be loaned.
 
+use crate::REGION_PAGES_MAX;
 use crate::accounting::Mechanism;
 use crate::error::Error;
 use crate::handle::Handle;
@@ -34,7 +35,6 @@ use crate::kernel::Ipc;
 use crate::object::{Capability, Key, Object, ObjectKind, ObjectRef};
 use crate::rights::Rights;
 use crate::umem::UserSlice;
-use crate::REGION_PAGES_MAX;
 
 /// A region: its frames, how many mappings use it, and how it came to be.
 pub(crate) struct Region {
@@ -44,7 +44,11 @@ pub(crate) struct Region {
 }
 
 impl Object for Region {
-    const EMPTY: Self = Region { frames: heapless::Vec::new(), mappings: 0, mechanism: Mechanism::SharedRegion };
+    const EMPTY: Self = Region {
+        frames: heapless::Vec::new(),
+        mappings: 0,
+        mechanism: Mechanism::SharedRegion,
+    };
 }
 
 /// One mapping of a region into one address space.
@@ -139,7 +143,14 @@ impl<
                 check_range(address, pages, host)?;
                 address
             }
-            None => host.find_free_range(caller, pages).ok_or(Error::AddressInUse)?,
+            None => {
+                let address = host
+                    .find_free_range(caller, pages)
+                    .ok_or(Error::AddressInUse)?;
+                // Trust, but verify: a bad pick must not make the address arithmetic wrap.
+                check_range(address, pages, host)?;
+                address
+            }
         };
         let region = self.regions.get(key).ok_or(Error::BadHandle)?;
         for (i, frame) in region.frames.iter().enumerate() {
@@ -153,8 +164,15 @@ impl<
             }
         }
         let mechanism = region.mechanism;
-        let mapping = Mapping { process: caller, region: key, address, pages };
-        self.mappings.push(mapping).map_err(|_| Error::OutOfMappings)?;
+        let mapping = Mapping {
+            process: caller,
+            region: key,
+            address,
+            pages,
+        };
+        self.mappings
+            .push(mapping)
+            .map_err(|_| Error::OutOfMappings)?;
         if let Some(region) = self.regions.get_mut(key) {
             region.mappings += 1;
         }
@@ -198,13 +216,18 @@ impl<
         self.reserve_handles(caller, 1)?;
         let end = address + (pages * PAGE_SIZE) as u64;
         let overlaps_region = self.mappings.iter().any(|m| {
-            m.process == caller && m.address < end && address < m.address + (m.pages * PAGE_SIZE) as u64
+            m.process == caller
+                && m.address < end
+                && address < m.address + (m.pages * PAGE_SIZE) as u64
         });
         if overlaps_region {
             return Err(Error::InvalidArgument);
         }
         for i in 0..pages {
-            if host.translate(caller, address + (i * PAGE_SIZE) as u64).is_none() {
+            if host
+                .translate(caller, address + (i * PAGE_SIZE) as u64)
+                .is_none()
+            {
                 return Err(Error::NotMapped);
             }
         }
@@ -218,14 +241,18 @@ impl<
             }
         }
         host.flush(caller, address, pages);
-        self.ledger.record_pages_loaned(caller, Mechanism::PageLoan, pages);
+        self.ledger
+            .record_pages_loaned(caller, Mechanism::PageLoan, pages);
         self.install_new(caller, region_capability(key))
     }
 
     // ------------------------------------------------------------------ internals
 
     fn region_key(&self, caller: ProcessId, handle: Handle, needed: Rights) -> Result<Key, Error> {
-        match self.lookup(caller, handle, ObjectKind::Region, needed)?.object {
+        match self
+            .lookup(caller, handle, ObjectKind::Region, needed)?
+            .object
+        {
             ObjectRef::Region(key) => Ok(key),
             _ => Err(Error::WrongObjectKind),
         }
@@ -251,7 +278,9 @@ impl<
     }
 
     fn region_destroy_if_unused<H: Host>(&mut self, key: Key, host: &mut H) {
-        let Some(slot) = self.regions.slot_mut(key) else { return };
+        let Some(slot) = self.regions.slot_mut(key) else {
+            return;
+        };
         if slot.references == 0 && slot.value.mappings == 0 {
             for frame in slot.value.frames.iter() {
                 host.free_frame(*frame);
@@ -264,7 +293,7 @@ impl<
 
 /// Checks that `pages` pages at `address` are page-aligned user memory.
 fn check_range<H: Host>(address: u64, pages: usize, host: &H) -> Result<(), Error> {
-    if address % PAGE_SIZE as u64 != 0 {
+    if !address.is_multiple_of(PAGE_SIZE as u64) {
         return Err(Error::InvalidArgument);
     }
     let length = pages.checked_mul(PAGE_SIZE).ok_or(Error::InvalidArgument)?;
@@ -272,9 +301,12 @@ fn check_range<H: Host>(address: u64, pages: usize, host: &H) -> Result<(), Erro
 }
 
 const fn region_capability(key: Key) -> Capability {
-    Capability { object: ObjectRef::Region(key), rights: REGION_RIGHTS, badge: 0 }
+    Capability {
+        object: ObjectRef::Region(key),
+        rights: REGION_RIGHTS,
+        badge: 0,
+    }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -290,18 +322,34 @@ mod tests {
         let region = ipc.region_create(a, 2, &mut host).unwrap();
         assert_eq!(host.frames_free, 14);
         let read_only = ipc.handle_grant(a, region, b, Rights::MAP).unwrap();
-        let at_a = ipc.region_map(a, region, Some(0x20_000), Access::ReadWrite, &mut host).unwrap();
-        assert_eq!(ipc.region_map(b, read_only, None, Access::ReadWrite, &mut host), Err(Error::PermissionDenied));
-        let at_b = ipc.region_map(b, read_only, None, Access::ReadOnly, &mut host).unwrap();
+        let at_a = ipc
+            .region_map(a, region, Some(0x20_000), Access::ReadWrite, &mut host)
+            .unwrap();
+        assert_eq!(
+            ipc.region_map(b, read_only, None, Access::ReadWrite, &mut host),
+            Err(Error::PermissionDenied)
+        );
+        let at_b = ipc
+            .region_map(b, read_only, None, Access::ReadOnly, &mut host)
+            .unwrap();
         for page in 0..2u64 {
             let fa = host.translate(a, at_a + page * 4096).unwrap();
             let fb = host.translate(b, at_b + page * 4096).unwrap();
             assert_eq!(fa.0, fb.0);
             assert_eq!((fa.1, fb.1), (Access::ReadWrite, Access::ReadOnly));
         }
-        assert_eq!(ipc.region_map(a, region, Some(0x20_000), Access::ReadOnly, &mut host), Err(Error::AddressInUse));
-        assert_eq!(ipc.region_map(a, region, Some(0x20_001), Access::ReadOnly, &mut host), Err(Error::InvalidArgument));
-        assert_eq!(ipc.ledger().global().pages_mapped(Mechanism::SharedRegion), 4);
+        assert_eq!(
+            ipc.region_map(a, region, Some(0x20_000), Access::ReadOnly, &mut host),
+            Err(Error::AddressInUse)
+        );
+        assert_eq!(
+            ipc.region_map(a, region, Some(0x20_001), Access::ReadOnly, &mut host),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            ipc.ledger().global().pages_mapped(Mechanism::SharedRegion),
+            4
+        );
         assert_eq!(ipc.usage().mapped_pages, 4);
         ipc.handle_close(a, region, &mut host).unwrap();
         ipc.handle_close(b, read_only, &mut host).unwrap();
@@ -322,7 +370,10 @@ mod tests {
         assert_eq!(ipc.region_create(a, 17, &mut host), Err(Error::OutOfFrames));
         assert_eq!(host.frames_free, 16);
         assert_eq!(ipc.usage().regions, 0);
-        assert_eq!(ipc.region_create(a, 0, &mut host), Err(Error::InvalidArgument));
+        assert_eq!(
+            ipc.region_create(a, 0, &mut host),
+            Err(Error::InvalidArgument)
+        );
     }
 
     #[test]
@@ -335,19 +386,37 @@ mod tests {
         let f2 = FrameAllocator::allocate_frame(&mut host).unwrap();
         host.map_page(a, 0x30_000, f1, Access::ReadWrite).unwrap();
         host.map_page(a, 0x31_000, f2, Access::ReadWrite).unwrap();
-        assert_eq!(ipc.pages_loan(a, 0x30_000, 3, &mut host), Err(Error::NotMapped));
+        assert_eq!(
+            ipc.pages_loan(a, 0x30_000, 3, &mut host),
+            Err(Error::NotMapped)
+        );
         let loan = ipc.pages_loan(a, 0x30_000, 2, &mut host).unwrap();
-        assert!(host.translate(a, 0x30_000).is_none(), "moved away from the lender");
+        assert!(
+            host.translate(a, 0x30_000).is_none(),
+            "moved away from the lender"
+        );
         let lb = ipc.handle_grant(a, loan, b, Rights::MAP).unwrap();
         ipc.handle_close(a, loan, &mut host).unwrap();
         assert_eq!(ipc.region_pages(b, lb), Ok(2));
-        let at = ipc.region_map(b, lb, None, Access::ReadOnly, &mut host).unwrap();
+        let at = ipc
+            .region_map(b, lb, None, Access::ReadOnly, &mut host)
+            .unwrap();
         assert_eq!(host.translate(b, at).unwrap().0, f1);
         assert_eq!(host.translate(b, at + 4096).unwrap().0, f2);
         let g = *ipc.ledger().global();
-        assert_eq!((g.pages_loaned(Mechanism::PageLoan), g.pages_mapped(Mechanism::PageLoan), g.total_bytes()), (2, 2, 0));
+        assert_eq!(
+            (
+                g.pages_loaned(Mechanism::PageLoan),
+                g.pages_mapped(Mechanism::PageLoan),
+                g.total_bytes()
+            ),
+            (2, 2, 0)
+        );
         // Region mappings cannot be loaned.
-        assert_eq!(ipc.pages_loan(b, at, 1, &mut host), Err(Error::InvalidArgument));
+        assert_eq!(
+            ipc.pages_loan(b, at, 1, &mut host),
+            Err(Error::InvalidArgument)
+        );
         ipc.process_exit(b, &mut host).unwrap();
         assert_eq!(host.freed, vec![f1, f2]);
     }

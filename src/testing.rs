@@ -35,7 +35,9 @@ impl TestHost {
     }
 
     fn space(&mut self, process: ProcessId) -> &mut Vec<u8> {
-        self.memory.entry(process.slot()).or_insert_with(|| vec![0; MEMORY])
+        self.memory
+            .entry(process.slot())
+            .or_insert_with(|| vec![0; MEMORY])
     }
 
     /// Writes bytes into a process's memory (test set-up, not accounted).
@@ -64,7 +66,12 @@ impl UserMemory for TestHost {
         UserLimit::new(0x10_0000)
     }
 
-    fn copy_from_user(&mut self, process: ProcessId, source: UserSlice, destination: &mut [u8]) -> Result<(), Fault> {
+    fn copy_from_user(
+        &mut self,
+        process: ProcessId,
+        source: UserSlice,
+        destination: &mut [u8],
+    ) -> Result<(), Fault> {
         let a = source.address() as usize;
         let space = self.space(process);
         let bytes = space.get(a..a + source.len()).ok_or(Fault)?;
@@ -72,10 +79,18 @@ impl UserMemory for TestHost {
         Ok(())
     }
 
-    fn copy_to_user(&mut self, process: ProcessId, destination: UserSlice, source: &[u8]) -> Result<(), Fault> {
+    fn copy_to_user(
+        &mut self,
+        process: ProcessId,
+        destination: UserSlice,
+        source: &[u8],
+    ) -> Result<(), Fault> {
         let a = destination.address() as usize;
         let space = self.space(process);
-        space.get_mut(a..a + destination.len()).ok_or(Fault)?.copy_from_slice(source);
+        space
+            .get_mut(a..a + destination.len())
+            .ok_or(Fault)?
+            .copy_from_slice(source);
         Ok(())
     }
 
@@ -93,7 +108,13 @@ impl UserMemory for TestHost {
 }
 
 impl AddressSpace for TestHost {
-    fn map_page(&mut self, process: ProcessId, address: u64, frame: Frame, access: Access) -> Result<(), Error> {
+    fn map_page(
+        &mut self,
+        process: ProcessId,
+        address: u64,
+        frame: Frame,
+        access: Access,
+    ) -> Result<(), Error> {
         let key = (process.slot(), address);
         if self.pages.contains_key(&key) {
             return Err(Error::AddressInUse);
@@ -103,7 +124,10 @@ impl AddressSpace for TestHost {
     }
 
     fn unmap_page(&mut self, process: ProcessId, address: u64) -> Result<Frame, Error> {
-        self.pages.remove(&(process.slot(), address)).map(|(f, _)| f).ok_or(Error::NotMapped)
+        self.pages
+            .remove(&(process.slot(), address))
+            .map(|(f, _)| f)
+            .ok_or(Error::NotMapped)
     }
 
     fn translate(&self, process: ProcessId, address: u64) -> Option<(Frame, Access)> {
@@ -113,7 +137,11 @@ impl AddressSpace for TestHost {
     fn find_free_range(&mut self, process: ProcessId, pages: usize) -> Option<u64> {
         let mut address = 0x8_0000;
         loop {
-            let free = (0..pages).all(|i| !self.pages.contains_key(&(process.slot(), address + (i * PAGE_SIZE) as u64)));
+            let free = (0..pages).all(|i| {
+                !self
+                    .pages
+                    .contains_key(&(process.slot(), address + (i * PAGE_SIZE) as u64))
+            });
             if free {
                 return Some(address);
             }

@@ -58,7 +58,10 @@ impl UserSlice {
     }
 
     /// An empty slice (valid under every limit).
-    pub const EMPTY: UserSlice = UserSlice { address: 0, length: 0 };
+    pub const EMPTY: UserSlice = UserSlice {
+        address: 0,
+        length: 0,
+    };
 
     /// The start address.
     pub const fn address(self) -> u64 {
@@ -90,8 +93,15 @@ impl UserSlice {
 
     /// The first `length` bytes (or the whole slice if it is shorter).
     pub const fn prefix(self, length: usize) -> UserSlice {
-        let length = if length < self.length { length } else { self.length };
-        UserSlice { address: self.address, length }
+        let length = if length < self.length {
+            length
+        } else {
+            self.length
+        };
+        UserSlice {
+            address: self.address,
+            length,
+        }
     }
 }
 
@@ -105,9 +115,15 @@ mod tests {
     fn checked_constructor() {
         assert!(UserSlice::new(0x1000, 0x1000, LIMIT).is_ok());
         assert_eq!(UserSlice::new(u64::MAX, 2, LIMIT), Err(Error::BadAddress));
-        assert_eq!(UserSlice::new(0x7fff_ffff_f000, 0x1001, LIMIT), Err(Error::BadAddress));
+        assert_eq!(
+            UserSlice::new(0x7fff_ffff_f000, 0x1001, LIMIT),
+            Err(Error::BadAddress)
+        );
         assert!(UserSlice::new(0x7fff_ffff_f000, 0x1000, LIMIT).is_ok());
-        assert_eq!(UserSlice::new(0xffff_8000_0000_0000, 1, LIMIT), Err(Error::BadAddress));
+        assert_eq!(
+            UserSlice::new(0xffff_8000_0000_0000, 1, LIMIT),
+            Err(Error::BadAddress)
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub type SimIpc = DefaultIpc;
 pub const PRIVATE_BASE: u64 = 0x40_0000;
 /// Private pages per process.
 pub const PRIVATE_PAGES: usize = 32;
+/// Physical frames of the simulated machine.
+pub const MACHINE_FRAMES: usize = 1024;
 /// First address the host picks for region mappings.
 const PICK_BASE: u64 = 0x1000_0000;
 
@@ -54,9 +56,16 @@ impl Machine {
     pub fn give_private_memory(&mut self, process: ProcessId) {
         self.tables.remove(&process.slot());
         for i in 0..PRIVATE_PAGES {
-            let frame = self.allocate_frame().expect("machine has frames for private memory");
-            self.map_page(process, PRIVATE_BASE + (i * PAGE_SIZE) as u64, frame, Access::ReadWrite)
-                .unwrap();
+            let frame = self
+                .allocate_frame()
+                .expect("machine has frames for private memory");
+            self.map_page(
+                process,
+                PRIVATE_BASE + (i * PAGE_SIZE) as u64,
+                frame,
+                Access::ReadWrite,
+            )
+            .unwrap();
         }
     }
 
@@ -70,9 +79,18 @@ impl Machine {
     }
 
     /// Translates one byte's page, checking access.
-    fn locate(&self, process: ProcessId, address: u64, write: bool) -> Result<(usize, usize), Fault> {
+    fn locate(
+        &self,
+        process: ProcessId,
+        address: u64,
+        write: bool,
+    ) -> Result<(usize, usize), Fault> {
         let page = address & !(PAGE_SIZE as u64 - 1);
-        let (frame, access) = self.tables.get(&process.slot()).and_then(|t| t.get(&page)).ok_or(Fault)?;
+        let (frame, access) = self
+            .tables
+            .get(&process.slot())
+            .and_then(|t| t.get(&page))
+            .ok_or(Fault)?;
         if write && *access == Access::ReadOnly {
             return Err(Fault);
         }
@@ -82,16 +100,29 @@ impl Machine {
     /// Raw read of user memory (what the process itself would see); no accounting.
     pub fn read(&self, process: ProcessId, address: u64, length: usize) -> Result<Vec<u8>, Fault> {
         let mut out = vec![0; length];
-        self.walk(process, address, length, false, |frame, offset, range, machine| {
-            out[range.clone()].copy_from_slice(&machine.frames[frame][offset..offset + range.len()]);
-        })?;
+        self.walk(
+            process,
+            address,
+            length,
+            false,
+            |frame, offset, range, machine| {
+                out[range.clone()]
+                    .copy_from_slice(&machine.frames[frame][offset..offset + range.len()]);
+            },
+        )?;
         Ok(out)
     }
 
     /// Raw write of user memory (the process storing to its own memory); no accounting.
     pub fn write(&mut self, process: ProcessId, address: u64, bytes: &[u8]) -> Result<(), Fault> {
         let mut runs = Vec::new();
-        self.walk(process, address, bytes.len(), true, |frame, offset, range, _| runs.push((frame, offset, range)))?;
+        self.walk(
+            process,
+            address,
+            bytes.len(),
+            true,
+            |frame, offset, range, _| runs.push((frame, offset, range)),
+        )?;
         for (frame, offset, range) in runs {
             self.frames[frame][offset..offset + range.len()].copy_from_slice(&bytes[range]);
         }
@@ -136,13 +167,23 @@ impl UserMemory for Machine {
         UserLimit::X86_64_LOWER_HALF
     }
 
-    fn copy_from_user(&mut self, process: ProcessId, source: UserSlice, destination: &mut [u8]) -> Result<(), Fault> {
+    fn copy_from_user(
+        &mut self,
+        process: ProcessId,
+        source: UserSlice,
+        destination: &mut [u8],
+    ) -> Result<(), Fault> {
         let bytes = self.read(process, source.address(), source.len())?;
         destination.copy_from_slice(&bytes);
         Ok(())
     }
 
-    fn copy_to_user(&mut self, process: ProcessId, destination: UserSlice, source: &[u8]) -> Result<(), Fault> {
+    fn copy_to_user(
+        &mut self,
+        process: ProcessId,
+        destination: UserSlice,
+        source: &[u8],
+    ) -> Result<(), Fault> {
         self.write(process, destination.address(), source)
     }
 
@@ -154,14 +195,26 @@ impl UserMemory for Machine {
         destination: UserSlice,
     ) -> Result<(), Fault> {
         // Check the destination first so a fault copies nothing.
-        self.walk(to, destination.address(), destination.len(), true, |_, _, _, _| {})?;
+        self.walk(
+            to,
+            destination.address(),
+            destination.len(),
+            true,
+            |_, _, _, _| {},
+        )?;
         let bytes = self.read(from, source.address(), source.len())?;
         self.write(to, destination.address(), &bytes)
     }
 }
 
 impl AddressSpace for Machine {
-    fn map_page(&mut self, process: ProcessId, address: u64, frame: Frame, access: Access) -> Result<(), Error> {
+    fn map_page(
+        &mut self,
+        process: ProcessId,
+        address: u64,
+        frame: Frame,
+        access: Access,
+    ) -> Result<(), Error> {
         let table = self.tables.entry(process.slot()).or_default();
         if table.contains_key(&address) {
             return Err(Error::AddressInUse);
@@ -179,7 +232,10 @@ impl AddressSpace for Machine {
     }
 
     fn translate(&self, process: ProcessId, address: u64) -> Option<(Frame, Access)> {
-        self.tables.get(&process.slot()).and_then(|t| t.get(&address)).copied()
+        self.tables
+            .get(&process.slot())
+            .and_then(|t| t.get(&address))
+            .copied()
     }
 
     fn find_free_range(&mut self, process: ProcessId, pages: usize) -> Option<u64> {
@@ -236,7 +292,11 @@ pub struct System {
 
 impl System {
     pub fn new() -> System {
-        System { ipc: Box::new(SimIpc::new()), machine: Machine::new(1024), files: HashMap::new() }
+        System {
+            ipc: Box::new(SimIpc::new()),
+            machine: Machine::new(MACHINE_FRAMES),
+            files: HashMap::new(),
+        }
     }
 
     pub fn spawn(&mut self) -> ProcessId {
@@ -251,12 +311,24 @@ impl System {
     }
 
     /// The file system's `read` system call: file bytes -> user buffer, counted as File.
-    pub fn file_read(&mut self, pid: ProcessId, name: &str, offset: usize, buffer: UserSlice) -> usize {
+    pub fn file_read(
+        &mut self,
+        pid: ProcessId,
+        name: &str,
+        offset: usize,
+        buffer: UserSlice,
+    ) -> usize {
         let file = &self.files[name];
         let n = buffer.len().min(file.len().saturating_sub(offset));
         let bytes = file[offset..offset + n].to_vec();
         self.ipc
-            .copy_to_user_accounted(&mut self.machine, pid, Mechanism::File, buffer.prefix(n), &bytes)
+            .copy_to_user_accounted(
+                &mut self.machine,
+                pid,
+                Mechanism::File,
+                buffer.prefix(n),
+                &bytes,
+            )
             .unwrap();
         n
     }
@@ -267,7 +339,10 @@ impl System {
         self.ipc
             .copy_from_user_accounted(&mut self.machine, pid, Mechanism::File, buffer, &mut bytes)
             .unwrap();
-        self.files.entry(name.to_string()).or_default().extend_from_slice(&bytes);
+        self.files
+            .entry(name.to_string())
+            .or_default()
+            .extend_from_slice(&bytes);
     }
 }
 
@@ -310,11 +385,18 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn new() -> Scheduler {
-        Scheduler { tasks: VecDeque::new(), steps: 0 }
+        Scheduler {
+            tasks: VecDeque::new(),
+            steps: 0,
+        }
     }
 
     pub fn add(&mut self, pid: ProcessId, program: impl Program + 'static) {
-        self.tasks.push_back(Task { pid, program: Box::new(program), state: State::Ready(None) });
+        self.tasks.push_back(Task {
+            pid,
+            program: Box::new(program),
+            state: State::Ready(None),
+        });
     }
 
     /// Runs until every task has exited. Panics on deadlock or after `limit` steps.
@@ -323,12 +405,18 @@ impl Scheduler {
             if self.tasks.iter().all(|t| matches!(t.state, State::Done)) {
                 return;
             }
-            let Some(index) = self.tasks.iter().position(|t| matches!(t.state, State::Ready(_))) else {
+            let Some(index) = self
+                .tasks
+                .iter()
+                .position(|t| matches!(t.state, State::Ready(_)))
+            else {
                 panic!("deadlock: every live task is parked");
             };
             // Round robin: rotate the chosen task to the back after its step.
             let mut task = self.tasks.remove(index).unwrap();
-            let State::Ready(resumed) = std::mem::replace(&mut task.state, State::Parked) else { unreachable!() };
+            let State::Ready(resumed) = std::mem::replace(&mut task.state, State::Parked) else {
+                unreachable!()
+            };
             self.steps += 1;
             assert!(self.steps < limit, "step limit reached");
             task.state = match task.program.step(system, task.pid, resumed) {
@@ -341,10 +429,35 @@ impl Scheduler {
             };
             self.tasks.push_back(task);
             for (pid, wakeup) in system.machine.take_wakes() {
-                let task = self.tasks.iter_mut().find(|t| t.pid == pid).expect("wake for a known task");
-                assert!(matches!(task.state, State::Parked), "woke a task that was not parked");
+                let task = self
+                    .tasks
+                    .iter_mut()
+                    .find(|t| t.pid == pid)
+                    .expect("wake for a known task");
+                assert!(
+                    matches!(task.state, State::Parked),
+                    "woke a task that was not parked"
+                );
                 task.state = State::Ready(Some(wakeup));
             }
         }
+    }
+}
+
+impl Scheduler {
+    /// Adds a task that is already parked in kipc (it blocked during set-up), then runs.
+    pub fn run_with_parked(
+        &mut self,
+        system: &mut System,
+        pid: ProcessId,
+        program: impl Program + 'static,
+        limit: usize,
+    ) {
+        self.tasks.push_back(Task {
+            pid,
+            program: Box::new(program),
+            state: State::Parked,
+        });
+        self.run(system, limit);
     }
 }
