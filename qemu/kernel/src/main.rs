@@ -138,7 +138,9 @@ extern "C" fn kernel_entry(start_info: u32) -> ! {
             println!(
                 "  scenario {scenario_argument}: the user program of that name runs as the first process"
             );
-            process::run_root(&scenario_argument, "")
+            // It gets the kernel command line as its argument (seeds, sizes).
+            let command_line = kernel.boot.cmdline.clone();
+            process::run_root(&scenario_argument, &command_line)
         }
         None => {
             println!(
