@@ -35,6 +35,11 @@ pub mod number {
     pub const PROCESS_ID: u64 = 7;
     /// `kernel_stats(ptr, len)`: copies a [`super::KernelStats`] out.
     pub const KERNEL_STATS: u64 = 8;
+    /// `kill(pid)`: ends child `pid` as if it had faulted (exit code
+    /// [`super::EXIT_KILLED`]); its peers see the usual errors.
+    pub const KILL: u64 = 9;
+    /// `resource_usage(ptr, len)`: copies a [`super::ResourceUsage`] out.
+    pub const RESOURCE_USAGE: u64 = 10;
 
     // ----- handles -----
     /// `handle_close(handle)`.
@@ -215,4 +220,44 @@ pub struct KernelStats {
     pub processes: u64,
     /// Processes killed by faults since boot.
     pub processes_killed: u64,
+}
+
+/// Kernel-wide resources in use (copied out by [`number::RESOURCE_USAGE`]),
+/// for leak checks: every field returns to its earlier value once the
+/// processes that used the resources are gone.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResourceUsage {
+    /// Free physical frames.
+    pub free_frames: u64,
+    /// Live processes.
+    pub processes: u64,
+    /// Handles in all handle tables.
+    pub handles: u64,
+    /// Live mailboxes.
+    pub mailboxes: u64,
+    /// Live pipes (FIFO pipes included).
+    pub pipes: u64,
+    /// Registered FIFO names.
+    pub fifos: u64,
+    /// Live message queues.
+    pub message_queues: u64,
+    /// Live shared regions (loans included).
+    pub regions: u64,
+    /// Live semaphores.
+    pub semaphores: u64,
+    /// Live notifications.
+    pub notifications: u64,
+    /// Frames held by regions.
+    pub region_frames: u64,
+    /// Region mappings.
+    pub mappings: u64,
+    /// Pages mapped through them.
+    pub mapped_pages: u64,
+    /// Messages buffered in mailboxes and queues.
+    pub queued_messages: u64,
+    /// Handles inside buffered messages.
+    pub handles_in_flight: u64,
+    /// Processes blocked in kipc.
+    pub waiters: u64,
 }

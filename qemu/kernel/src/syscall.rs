@@ -208,6 +208,8 @@ fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 
         },
         number::PROCESS_ID => value(caller.into_raw()),
         number::KERNEL_STATS => kernel_stats(system, caller, arguments[0], arguments[1]),
+        number::KILL => kill(system, caller, arguments[0]),
+        number::RESOURCE_USAGE => resource_usage(system, caller, arguments[0], arguments[1]),
         _ => crate::ipc_calls::handle(system, caller, number, arguments),
     }
 }
@@ -373,6 +375,64 @@ fn wait(system: &mut System, caller: ProcessId, raw_child: u64) -> Flow {
             Flow::Switch
         }
         _ => error(Error::NoSuchProcess),
+    }
+}
+
+fn kill(system: &mut System, caller: ProcessId, raw_child: u64) -> Flow {
+    let child = ProcessId::from_raw(raw_child);
+    match system.processes.get(child) {
+        Some(process) if process.parent == Some(caller) => {
+            crate::println!(
+                "kernel: process {} ({}) killed by its parent",
+                child.slot(),
+                process.name
+            );
+            COUNTERS.killed.fetch_add(1, Ordering::Relaxed);
+            process::exit(system, child, kipc_abi::EXIT_KILLED);
+            value(0)
+        }
+        _ => error(Error::NoSuchProcess),
+    }
+}
+
+/// The kernel-wide resource figures leak checks compare.
+pub fn resource_usage_now(system: &System) -> kipc_abi::ResourceUsage {
+    let usage = system.ipc.usage();
+    kipc_abi::ResourceUsage {
+        free_frames: crate::memory::frame_stats().free,
+        processes: system.processes.live() as u64,
+        handles: usage.handles as u64,
+        mailboxes: usage.mailboxes as u64,
+        pipes: usage.pipes as u64,
+        fifos: usage.fifos as u64,
+        message_queues: usage.message_queues as u64,
+        regions: usage.regions as u64,
+        semaphores: usage.semaphores as u64,
+        notifications: usage.notifications as u64,
+        region_frames: usage.frames_held as u64,
+        mappings: usage.mappings as u64,
+        mapped_pages: usage.mapped_pages as u64,
+        queued_messages: usage.queued_messages as u64,
+        handles_in_flight: usage.handles_in_flight as u64,
+        waiters: usage.waiters as u64,
+    }
+}
+
+fn resource_usage(system: &mut System, caller: ProcessId, address: u64, length: u64) -> Flow {
+    if length != size_of::<kipc_abi::ResourceUsage>() as u64 {
+        return error(Error::InvalidArgument);
+    }
+    let usage = resource_usage_now(system);
+    // SAFETY: ResourceUsage is repr(C) with only u64 fields (no padding).
+    let bytes = unsafe {
+        core::slice::from_raw_parts(
+            (&raw const usage).cast::<u8>(),
+            size_of::<kipc_abi::ResourceUsage>(),
+        )
+    };
+    match space_of(system, caller).copy_to_user(address, bytes) {
+        Ok(()) => value(0),
+        Err(_) => error(Error::BadAddress),
     }
 }
 

@@ -251,6 +251,28 @@ pub fn kernel_stats() -> SysResult<KernelStats> {
     Ok(stats)
 }
 
+/// Ends child `child` (exit code `kipc_abi::EXIT_KILLED`).
+pub fn kill(child: ProcessId) -> SysResult<()> {
+    call(number::KILL, [child.0, 0, 0, 0, 0, 0]).map(|_| ())
+}
+
+/// Kernel-wide resources in use, for leak checks.
+pub fn resource_usage() -> SysResult<kipc_abi::ResourceUsage> {
+    let mut usage = kipc_abi::ResourceUsage::default();
+    call(
+        number::RESOURCE_USAGE,
+        [
+            (&raw mut usage) as u64,
+            size_of::<kipc_abi::ResourceUsage>() as u64,
+            0,
+            0,
+            0,
+            0,
+        ],
+    )?;
+    Ok(usage)
+}
+
 /// The console as a `fmt::Write` sink.
 pub struct Console;
 
