@@ -364,6 +364,19 @@ impl<
         self.ledger.record(process, mechanism, direction, bytes);
     }
 
+    /// For the host's own services: counts pages it mapped (`mapped`) or moved (`loaned`)
+    /// into `process` instead of copying bytes (e.g. a file system lending a file's pages).
+    pub fn account_pages(
+        &mut self,
+        process: ProcessId,
+        mechanism: Mechanism,
+        mapped: usize,
+        loaned: usize,
+    ) {
+        self.ledger.record_pages_mapped(process, mechanism, mapped);
+        self.ledger.record_pages_loaned(process, mechanism, loaned);
+    }
+
     /// For the host's own services: copies `source` to `destination` in `process` through
     /// the host's user-memory trait and counts it under `mechanism` (e.g.
     /// [`Mechanism::File`] when a file system read fills a user buffer).

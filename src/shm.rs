@@ -24,7 +24,9 @@
 //! data in place. No byte is copied; the ledger counts the pages loaned and mapped under
 //! [`Mechanism::PageLoan`]. (Loans move; the lender no longer sees the pages, so there
 //! is never a question of who owns a frame. Lending with a return path is future work.)
-//! Pages that are themselves mappings of a region cannot be loaned.
+//! Pages that are themselves mappings of a region cannot be loaned. If any loaned page was
+//! read-only for the lender, the loan's handle lacks [`Rights::WRITE`], so no borrower can
+//! map it writable: a loan never grants more than the lender had.
 
 use crate::REGION_PAGES_MAX;
 use crate::accounting::Mechanism;
@@ -223,12 +225,13 @@ impl<
         if overlaps_region {
             return Err(Error::InvalidArgument);
         }
+        // A page the lender may only read stays read-only for every borrower: the loan's
+        // handle lacks WRITE unless every page was writable.
+        let mut all_writable = true;
         for i in 0..pages {
-            if host
-                .translate(caller, address + (i * PAGE_SIZE) as u64)
-                .is_none()
-            {
-                return Err(Error::NotMapped);
+            match host.translate(caller, address + (i * PAGE_SIZE) as u64) {
+                None => return Err(Error::NotMapped),
+                Some((_, access)) => all_writable &= access == Access::ReadWrite,
             }
         }
         let (key, region) = self.regions.allocate()?;
@@ -243,7 +246,11 @@ impl<
         host.flush(caller, address, pages);
         self.ledger
             .record_pages_loaned(caller, Mechanism::PageLoan, pages);
-        self.install_new(caller, region_capability(key))
+        let mut capability = region_capability(key);
+        if !all_writable {
+            capability.rights.remove(Rights::WRITE);
+        }
+        self.install_new(caller, capability)
     }
 
     // ------------------------------------------------------------------ internals
@@ -419,5 +426,31 @@ mod tests {
         );
         ipc.process_exit(b, &mut host).unwrap();
         assert_eq!(host.freed, vec![f1, f2]);
+    }
+
+    #[test]
+    fn a_loan_of_read_only_pages_cannot_be_mapped_writable() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let b = ipc.process_create().unwrap();
+        let f1 = FrameAllocator::allocate_frame(&mut host).unwrap();
+        let f2 = FrameAllocator::allocate_frame(&mut host).unwrap();
+        host.map_page(a, 0x30_000, f1, Access::ReadWrite).unwrap();
+        host.map_page(a, 0x31_000, f2, Access::ReadOnly).unwrap();
+        let loan = ipc.pages_loan(a, 0x30_000, 2, &mut host).unwrap();
+        let info = ipc.handle_info(a, loan).unwrap();
+        assert!(!info.rights.contains(Rights::WRITE), "{:?}", info.rights);
+        let lb = ipc
+            .handle_grant(a, loan, b, Rights::MAP | Rights::READ)
+            .unwrap();
+        assert_eq!(
+            ipc.region_map(b, lb, None, Access::ReadWrite, &mut host),
+            Err(Error::PermissionDenied)
+        );
+        assert!(
+            ipc.region_map(b, lb, None, Access::ReadOnly, &mut host)
+                .is_ok()
+        );
     }
 }

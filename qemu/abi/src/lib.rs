@@ -131,6 +131,44 @@ pub mod number {
     pub const LEDGER_READ: u64 = 112;
     /// `ledger_reset()`: zeroes the ledger (starts a new experiment).
     pub const LEDGER_RESET: u64 = 113;
+
+    // ----- the RAM file system (copies counted as `File` in the ledger) -----
+    /// `file_open(name_ptr, name_len, flags)` -> file descriptor; flags are
+    /// [`super::file_flags`].
+    pub const FILE_OPEN: u64 = 120;
+    /// `file_read(fd, ptr, len)` -> bytes read (0 at end of file).
+    pub const FILE_READ: u64 = 121;
+    /// `file_write(fd, ptr, len)` -> bytes written.
+    pub const FILE_WRITE: u64 = 122;
+    /// `file_close(fd)`.
+    pub const FILE_CLOSE: u64 = 123;
+    /// `file_seek(fd, offset)`.
+    pub const FILE_SEEK: u64 = 124;
+    /// `file_size(fd)` -> size in bytes.
+    pub const FILE_SIZE: u64 = 125;
+    /// `file_unlink(name_ptr, name_len)`.
+    pub const FILE_UNLINK: u64 = 126;
+    /// `file_checksum(fd)` -> FNV-1a 64 of the contents, computed by the kernel.
+    pub const FILE_CHECKSUM: u64 = 127;
+    /// `file_generate(name_ptr, name_len, size, seed)` -> checksum: creates
+    /// a file of deterministic pseudo-random bytes (not counted as copies).
+    pub const FILE_GENERATE: u64 = 128;
+    /// `file_lend(fd, offset, pages)` -> address: maps the file's pages
+    /// read-only into the caller (no copy; `offset` page-aligned).
+    pub const FILE_LEND: u64 = 129;
+    /// `file_append_pages(fd, address, pages, length)`: the caller's pages
+    /// become the file's next pages, the size grows by `length` (no copy).
+    pub const FILE_APPEND_PAGES: u64 = 130;
+}
+
+/// Flags of [`number::FILE_OPEN`].
+pub mod file_flags {
+    /// Create the file if it does not exist.
+    pub const CREATE: u64 = 1;
+    /// Empty the file on open.
+    pub const TRUNCATE: u64 = 2;
+    /// With CREATE: fail with AlreadyExists if it exists.
+    pub const EXCLUSIVE: u64 = 4;
 }
 
 /// Deadline meaning "fail with WouldBlock instead of waiting".

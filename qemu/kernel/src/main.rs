@@ -18,6 +18,8 @@ mod boot;
 mod cpu_features;
 mod elf;
 mod exit;
+mod file_calls;
+mod fs;
 mod gdt;
 mod host;
 mod initrd;

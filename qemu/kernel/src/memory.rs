@@ -6,6 +6,12 @@
 //! the start info. The allocator hands out never-used frames in address order
 //! and recycles freed frames through a free list threaded through the frames
 //! themselves (each free frame's first word holds the next one's address).
+//!
+//! Frames are reference counted, so one frame can belong to a file and to
+//! the address spaces and regions it is lent to at once (zero-copy file
+//! transfer). [`allocate_frame`] returns a frame with one reference,
+//! [`share_frame`] adds one, [`free_frame`] drops one and frees the frame
+//! when none is left.
 
 use spin::Mutex;
 use x86_64::structures::paging::{
@@ -41,8 +47,12 @@ pub fn kernel_physical_end() -> u64 {
 const MAX_RANGES: usize = 32;
 const MAX_HOLES: usize = 12;
 
+/// Frames the reference counts cover: all of the direct map.
+const COUNTED_FRAMES: usize = (DIRECT_MAP_SIZE / FRAME_SIZE) as usize;
+
 /// Physical frame allocator over the PVH memory map.
 pub struct Frames {
+    references: [u16; COUNTED_FRAMES],
     ranges: heapless::Vec<(u64, u64), MAX_RANGES>,
     holes: heapless::Vec<(u64, u64), MAX_HOLES>,
     range_index: usize,
@@ -64,6 +74,7 @@ pub struct FrameStats {
 impl Frames {
     const fn empty() -> Self {
         Self {
+            references: [0; COUNTED_FRAMES],
             ranges: heapless::Vec::new(),
             holes: heapless::Vec::new(),
             range_index: 0,
@@ -82,6 +93,12 @@ impl Frames {
     }
 
     fn allocate(&mut self) -> Option<u64> {
+        let frame = self.take()?;
+        self.references[(frame / FRAME_SIZE) as usize] = 1;
+        Some(frame)
+    }
+
+    fn take(&mut self) -> Option<u64> {
         if self.free_list != 0 {
             let frame = self.free_list;
             // SAFETY: every frame on the free list is unused RAM inside the
@@ -108,6 +125,19 @@ impl Frames {
             return Some(frame);
         }
         None
+    }
+
+    /// Drops one reference; frees the frame when it was the last.
+    fn release(&mut self, frame: u64) {
+        let count = &mut self.references[(frame / FRAME_SIZE) as usize];
+        match *count {
+            0 => crate::fail(format_args!("frame {frame:#x} freed while free")),
+            1 => {
+                *count = 0;
+                self.deallocate(frame);
+            }
+            _ => *count -= 1,
+        }
     }
 
     fn deallocate(&mut self, frame: u64) {
@@ -172,15 +202,37 @@ pub fn allocate_frame() -> Option<PhysAddr> {
     Some(PhysAddr::new(frame))
 }
 
-/// Returns a frame to the allocator.
+/// Drops one reference to a frame; the last one returns it to the allocator.
 ///
 /// # Safety
-/// The caller owns `frame` (it came from [`allocate_frame`]), nothing maps or
-/// uses it any more, and it is not freed twice.
+/// The caller owns one reference to `frame` (from [`allocate_frame`] or
+/// [`share_frame`]) and no longer uses the frame through it.
 pub unsafe fn free_frame(frame: PhysAddr) {
+    x86_64::instructions::interrupts::without_interrupts(|| FRAMES.lock().release(frame.as_u64()));
+}
+
+/// Adds a reference to an allocated frame (it is now shared).
+pub fn share_frame(frame: PhysAddr) {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        FRAMES.lock().deallocate(frame.as_u64())
-    });
+        let mut frames = FRAMES.lock();
+        let count = &mut frames.references[(frame.as_u64() / FRAME_SIZE) as usize];
+        if *count == 0 || *count == u16::MAX {
+            let seen = *count;
+            drop(frames);
+            crate::fail(format_args!(
+                "cannot share frame {:#x} with {seen} references",
+                frame.as_u64()
+            ));
+        }
+        *count += 1;
+    })
+}
+
+/// How many references a frame has (0 = free).
+pub fn frame_references(frame: PhysAddr) -> u16 {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        FRAMES.lock().references[(frame.as_u64() / FRAME_SIZE) as usize]
+    })
 }
 
 /// Current frame counts.

@@ -29,8 +29,13 @@ use crate::interrupts::TrapFrame;
 use crate::memory::{self, FRAME_SIZE};
 use crate::{elf, gdt, println, syscall};
 
-/// Process slots (the same as kipc's `DefaultIpc`).
+/// Process slots.
 pub const MAX_PROCESSES: usize = 16;
+
+/// This kernel's kipc configuration: 16 processes, 64 handles each, 16
+/// objects of each kind, 4 KiB messages (a page per mailbox or queue
+/// message, so file transfers move page-sized chunks), 16 KiB pipes.
+pub type KernelIpc = kipc::Ipc<MAX_PROCESSES, 64, 16, 4096, 16384>;
 /// Kernel stack per process.
 pub const KERNEL_STACK_SIZE: usize = 32 * 1024;
 /// Top of every user stack (exclusive).
@@ -89,6 +94,8 @@ pub struct Process {
     pub frame: *mut TrapFrame,
     /// The parent, if any.
     pub parent: Option<ProcessId>,
+    /// Open files.
+    pub files: [Option<crate::fs::OpenFile>; crate::fs::MAX_OPEN],
 }
 
 // SAFETY: `frame` points into the kernel stack of this process slot, which is
@@ -141,7 +148,7 @@ pub struct Processes {
 /// Everything behind the kernel lock: kipc and the processes.
 pub struct System {
     /// The IPC core.
-    pub ipc: kipc::DefaultIpc,
+    pub ipc: KernelIpc,
     /// Processes and scheduling.
     pub processes: Processes,
 }
@@ -149,7 +156,7 @@ pub struct System {
 /// The kernel lock. Taken with interrupts off (system calls run with IF
 /// clear; interrupt handlers run with IF clear), so it never spins.
 pub static SYSTEM: Mutex<System> = Mutex::new(System {
-    ipc: kipc::DefaultIpc::new(),
+    ipc: KernelIpc::new(),
     processes: Processes {
         table: [const { None }; MAX_PROCESSES],
         ready: heapless::Deque::new(),
@@ -296,6 +303,7 @@ pub fn spawn(
         space,
         frame,
         parent,
+        files: [None; crate::fs::MAX_OPEN],
     });
     Ok(id)
 }
@@ -467,9 +475,10 @@ pub fn exit(system: &mut System, id: ProcessId, code: u32) {
             println!("kernel: kipc refused to tear down {id:?}: {error}");
         }
     }
-    let Some(process) = processes.table[id.slot()].take() else {
+    let Some(mut process) = processes.table[id.slot()].take() else {
         return;
     };
+    crate::fs::FILES.lock().close_all(&mut process.files);
     if processes.current == Some(id.slot()) {
         processes.current = None;
     }
@@ -507,12 +516,12 @@ pub fn exit(system: &mut System, id: ProcessId, code: u32) {
 /// A read-only view for judging a scenario.
 pub struct SystemView<'a> {
     /// The IPC core.
-    pub ipc: &'a kipc::DefaultIpc,
+    pub ipc: &'a KernelIpc,
     /// The processes.
     pub processes: &'a Processes,
 }
 
-fn system_view<'a>(ipc: &'a kipc::DefaultIpc, processes: &'a Processes) -> SystemView<'a> {
+fn system_view<'a>(ipc: &'a KernelIpc, processes: &'a Processes) -> SystemView<'a> {
     SystemView { ipc, processes }
 }
 

@@ -210,7 +210,10 @@ fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 
         number::KERNEL_STATS => kernel_stats(system, caller, arguments[0], arguments[1]),
         number::KILL => kill(system, caller, arguments[0]),
         number::RESOURCE_USAGE => resource_usage(system, caller, arguments[0], arguments[1]),
-        _ => crate::ipc_calls::handle(system, caller, number, arguments),
+        _ => match crate::file_calls::handle(system, caller, number, arguments) {
+            Some(flow) => flow,
+            None => crate::ipc_calls::handle(system, caller, number, arguments),
+        },
     }
 }
 

@@ -13,6 +13,7 @@ use core::fmt::{self, Write};
 
 pub use kipc_abi::{KernelStats, number};
 
+pub mod file;
 pub mod ipc;
 
 /// A system call failed; the number is a `kipc::ErrorCode`.
