@@ -73,6 +73,10 @@ pub struct Ipc<
     pub(crate) mappings: heapless::Vec<Mapping, MAX_MAPPINGS>,
     pub(crate) ledger: Ledger<PROCESSES>,
     wait_sequence: u64,
+    /// Slots of processes in the order they last started waiting (oldest first). Entries
+    /// whose process no longer waits are skipped and dropped lazily, so finding the oldest
+    /// matching waiter looks only at waiting processes, not at the whole table.
+    waiting: heapless::Vec<u16, PROCESSES>,
     pub(crate) next_token: u64,
 }
 
@@ -169,6 +173,7 @@ impl<
             mappings: heapless::Vec::new(),
             ledger: Ledger::new(),
             wait_sequence: 0,
+            waiting: heapless::Vec::new(),
             next_token: 1,
         }
     }
@@ -638,6 +643,12 @@ impl<
             deadline,
             sequence,
         });
+        let slot = caller.slot() as u16;
+        if let Some(index) = self.waiting.iter().position(|&waiting| waiting == slot) {
+            self.waiting.remove(index);
+        }
+        // Each slot appears at most once, so there is always room.
+        let _ = self.waiting.push(slot);
         Ok(())
     }
 
@@ -646,14 +657,12 @@ impl<
         &self,
         matches: impl Fn(&WaitOn) -> bool,
     ) -> Option<(ProcessId, WaitOn)> {
-        self.processes
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.live)
-            .filter_map(|(slot, p)| p.wait.map(|w| (slot, p.generation, w)))
-            .filter(|(_, _, w)| matches(&w.on))
-            .min_by_key(|(_, _, w)| w.sequence)
-            .map(|(slot, generation, w)| (ProcessId::new(slot, generation), w.on))
+        // `waiting` is in blocking order, so the first match is the oldest.
+        self.waiting.iter().find_map(|&slot| {
+            let p = &self.processes[usize::from(slot)];
+            let wait = p.wait.as_ref().filter(|_| p.live)?;
+            matches(&wait.on).then(|| (ProcessId::new(usize::from(slot), p.generation), wait.on))
+        })
     }
 
     /// Clears `process`'s wait and reports `wakeup` for it.
@@ -666,6 +675,10 @@ impl<
         if let Ok(p) = self.process_mut(process)
             && p.wait.take().is_some()
         {
+            let slot = process.slot() as u16;
+            if let Some(index) = self.waiting.iter().position(|&waiting| waiting == slot) {
+                self.waiting.remove(index);
+            }
             wake.wake(process, wakeup);
         }
     }

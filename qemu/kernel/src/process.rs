@@ -556,6 +556,10 @@ pub fn kill_current(frame: *mut TrapFrame, what: &str, address: Option<u64>) -> 
 
 /// Starts the scheduler with `program` as the scenario's root process.
 pub fn run_root(program: &str, argument: &str) -> ! {
+    // From here on the kernel runs only in interrupt and system-call context,
+    // with interrupts off; the first `iretq` turns them back on. (Taking the
+    // kernel lock with interrupts on would deadlock against the timer.)
+    x86_64::instructions::interrupts::disable();
     FRAMES_BEFORE_ROOT.store(memory::frame_stats().free, Ordering::Relaxed);
     let first = {
         let mut guard = SYSTEM.lock();

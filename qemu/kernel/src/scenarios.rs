@@ -35,7 +35,7 @@ pub struct Scenario {
 pub static ALL: &[Scenario] = &[
     Scenario {
         name: "demo",
-        about: "boot banner, then a tour of what the kernel checks about itself",
+        about: "kernel self-checks, then a tour of every mechanism and the file-transfer experiment",
         run: demo,
     },
     Scenario {
@@ -136,7 +136,8 @@ fn demo(kernel: &Kernel) -> ! {
     check_timer();
     check_memory(kernel);
     check_modules(kernel);
-    pass()
+    let command_line = kernel.boot.cmdline.clone();
+    crate::process::run_root("demo", &command_line)
 }
 
 fn boot_only(_: &Kernel) -> ! {

@@ -1,0 +1,375 @@
+//! `bench`: the benchmarks behind `cargo run -- bench`.
+//!
+//! Run under QEMU with `-icount shift=0`, the time-stamp counter counts guest
+//! instructions, so every figure here is a deterministic instruction count.
+//! The program prints `BENCH ...` lines that the runner turns into a table,
+//! a JSON file and an SVG chart:
+//!
+//! - `BENCH memcpy bytes=B instructions=I`: a guest `memcpy` (the same
+//!   `copy_nonoverlapping` the kernel copies with), the physical limit of
+//!   every copy-based mechanism;
+//! - `BENCH latency mechanism=M size=S round_trips=N instructions=I`: a
+//!   message of S bytes there and back between two processes;
+//! - throughput: the file-transfer `experiment` at each size, whose
+//!   `EXPERIMENT ...` lines carry bytes, copies and instructions.
+
+#![no_std]
+#![no_main]
+
+use kipc_user::ipc::{self, Deadline, Handle};
+use kipc_user::{check, println, spawn, tsc, wait};
+
+kipc_user::entry!(main);
+
+const SIZES: [usize; 4] = [8, 64, 256, 4096];
+const LATENCY_MECHANISMS: [&str; 5] = ["pipe", "fifo", "mqueue", "mailbox", "shm"];
+const ROUND_TRIPS: u64 = 200;
+const WARM_UP: u64 = 20;
+const THROUGHPUT_KIB: [u64; 6] = [4, 16, 64, 256, 1024, 4096];
+
+#[repr(C, align(4096))]
+struct Buffers {
+    source: [u8; 1 << 20],
+    destination: [u8; 1 << 20],
+}
+
+static mut BUFFERS: Buffers = Buffers {
+    source: [0; 1 << 20],
+    destination: [0; 1 << 20],
+};
+
+fn main(start: kipc_user::Start) -> u32 {
+    let mut words = start.argument.split_ascii_whitespace();
+    if words.next() == Some("echo") {
+        let mechanism = words.next().unwrap_or("");
+        let size: usize = words.next().and_then(|word| word.parse().ok()).unwrap_or(0);
+        let count: u64 = words.next().and_then(|word| word.parse().ok()).unwrap_or(0);
+        return echo(mechanism, size, count, start.handles);
+    }
+    memcpy();
+    null_syscall();
+    for mechanism in LATENCY_MECHANISMS {
+        for size in SIZES {
+            latency(mechanism, size);
+        }
+    }
+    for size_kib in THROUGHPUT_KIB {
+        let mut argument = kipc_user::Line::new();
+        let _ = core::fmt::Write::write_fmt(
+            &mut argument,
+            format_args!("size_kib={size_kib} icount=1"),
+        );
+        let child = spawn(
+            "experiment",
+            core::str::from_utf8(argument.as_bytes()).unwrap_or(""),
+            &[],
+        )
+        .expect("spawn experiment");
+        check!(wait(child) == Ok(0), "experiment at {size_kib} KiB failed");
+    }
+    println!("BENCH done");
+    0
+}
+
+/// Guest memcpy: 1 MiB, eight times, after one warm-up pass.
+fn memcpy() {
+    // SAFETY: the only user of the static buffers in this process.
+    let buffers = unsafe { &mut *core::ptr::addr_of_mut!(BUFFERS) };
+    for (index, byte) in buffers.source.iter_mut().enumerate() {
+        *byte = index as u8;
+    }
+    buffers.destination.copy_from_slice(&buffers.source);
+    let begin = tsc();
+    for round in 0..8u8 {
+        buffers.source[0] = round;
+        buffers
+            .destination
+            .copy_from_slice(core::hint::black_box(&buffers.source));
+    }
+    let instructions = tsc() - begin;
+    check!(buffers.destination[0] == 7, "memcpy did not copy");
+    println!("BENCH memcpy bytes={} instructions={instructions}", 8 << 20);
+}
+
+/// The cheapest system call, to separate entry/exit cost from IPC work.
+fn null_syscall() {
+    let begin = tsc();
+    for _ in 0..1000 {
+        core::hint::black_box(kipc_user::process_id());
+    }
+    let instructions = tsc() - begin;
+    let (read, write) = ipc::pipe().expect("pipe");
+    let begin = tsc();
+    let mut byte = [0u8; 8];
+    for _ in 0..1000 {
+        ipc::write(write, &byte, Deadline::NoWait).expect("write");
+        ipc::read(read, &mut byte, Deadline::NoWait).expect("read");
+    }
+    let pipe_pair = tsc() - begin;
+    ipc::close(read).expect("close");
+    ipc::close(write).expect("close");
+    println!(
+        "BENCH syscall calls=1000 instructions={instructions} pipe_write_read_pairs=1000 pipe_instructions={pipe_pair}"
+    );
+}
+
+fn echo_argument(mechanism: &str, size: usize, count: u64) -> kipc_user::Line {
+    let mut argument = kipc_user::Line::new();
+    let _ = core::fmt::Write::write_fmt(
+        &mut argument,
+        format_args!("echo {mechanism} {size} {count}"),
+    );
+    argument
+}
+
+/// One side's operations for a round trip.
+struct Channel {
+    mechanism: &'static str,
+    send: Handle,
+    receive: Handle,
+    extra: Handle,
+    region: *mut u8,
+}
+
+impl Channel {
+    fn there(&self, message: &[u8]) {
+        match self.mechanism {
+            "pipe" | "fifo" => ipc::write_all(self.send, message).expect("write"),
+            "mqueue" => ipc::mqueue_send(self.send, message, 0, Deadline::Forever).expect("send"),
+            "shm" => {
+                // SAFETY: our mapping of the shared page; the semaphores give
+                // the two processes turns.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(message.as_ptr(), self.region, message.len())
+                };
+                ipc::semaphore_post(self.send).expect("post");
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    fn back(&self, buffer: &mut [u8]) {
+        match self.mechanism {
+            "pipe" | "fifo" => {
+                let got = ipc::read_full(self.receive, buffer).expect("read");
+                check!(got == buffer.len(), "short read");
+            }
+            "mqueue" => {
+                // A queue receive needs room for the largest message the queue allows.
+                let mut large = [0u8; 4096];
+                let (length, _) = ipc::mqueue_receive(self.receive, &mut large, Deadline::Forever)
+                    .expect("receive");
+                check!(length == buffer.len(), "short message");
+                buffer.copy_from_slice(&large[..length]);
+            }
+            "shm" => {
+                ipc::semaphore_wait(self.receive, Deadline::Forever).expect("wait");
+                // SAFETY: as in `there`; it is our turn.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(self.region, buffer.as_mut_ptr(), buffer.len())
+                };
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+fn latency(mechanism: &'static str, size: usize) {
+    let count = WARM_UP + ROUND_TRIPS;
+    let mut message = [0u8; 4096];
+    for (index, byte) in message.iter_mut().enumerate() {
+        *byte = index as u8;
+    }
+    let mut reply = [0u8; 4096];
+    let argument = echo_argument(mechanism, size, count);
+    let argument = core::str::from_utf8(argument.as_bytes()).unwrap_or("");
+    let (peer, channel, ours): (_, Option<Channel>, heapless::Vec<Handle, 4>) = match mechanism {
+        "pipe" => {
+            let (to_read, to_write) = ipc::pipe().expect("pipe");
+            let (from_read, from_write) = ipc::pipe().expect("pipe");
+            let peer = spawn("bench", argument, &[to_read.0, from_write.0]).expect("spawn");
+            let channel = Channel {
+                mechanism,
+                send: to_write,
+                receive: from_read,
+                extra: to_write,
+                region: core::ptr::null_mut(),
+            };
+            (
+                peer,
+                Some(channel),
+                heapless::Vec::from_slice(&[to_read, to_write, from_read, from_write])
+                    .unwrap_or_default(),
+            )
+        }
+        "fifo" => {
+            ipc::fifo_create("bench-there").expect("fifo");
+            ipc::fifo_create("bench-back").expect("fifo");
+            let peer = spawn("bench", argument, &[]).expect("spawn");
+            let send = ipc::fifo_open("bench-there", true, Deadline::Forever).expect("open");
+            let receive = ipc::fifo_open("bench-back", false, Deadline::Forever).expect("open");
+            let channel = Channel {
+                mechanism,
+                send,
+                receive,
+                extra: send,
+                region: core::ptr::null_mut(),
+            };
+            (
+                peer,
+                Some(channel),
+                heapless::Vec::from_slice(&[send, receive]).unwrap_or_default(),
+            )
+        }
+        "mqueue" => {
+            let there = ipc::mqueue_create("bench-there", 4, 4096).expect("queue");
+            let back = ipc::mqueue_create("bench-back", 4, 4096).expect("queue");
+            let peer = spawn("bench", argument, &[]).expect("spawn");
+            let channel = Channel {
+                mechanism,
+                send: there,
+                receive: back,
+                extra: there,
+                region: core::ptr::null_mut(),
+            };
+            (
+                peer,
+                Some(channel),
+                heapless::Vec::from_slice(&[there, back]).unwrap_or_default(),
+            )
+        }
+        "mailbox" => {
+            let mailbox = ipc::mailbox_create().expect("mailbox");
+            let peer = spawn("bench", argument, &[mailbox.0]).expect("spawn");
+            (
+                peer,
+                None,
+                heapless::Vec::from_slice(&[mailbox]).unwrap_or_default(),
+            )
+        }
+        "shm" => {
+            let region = ipc::region_create(1).expect("region");
+            let there = ipc::semaphore_create(0).expect("semaphore");
+            let back = ipc::semaphore_create(0).expect("semaphore");
+            let address = ipc::region_map(region, None, true).expect("map");
+            let peer = spawn("bench", argument, &[region.0, there.0, back.0]).expect("spawn");
+            let channel = Channel {
+                mechanism,
+                send: there,
+                receive: back,
+                extra: region,
+                region: address as *mut u8,
+            };
+            (
+                peer,
+                Some(channel),
+                heapless::Vec::from_slice(&[there, back]).unwrap_or_default(),
+            )
+        }
+        _ => unreachable!(),
+    };
+    let mailbox = ours[0];
+    let mut begin = 0;
+    for round in 0..count {
+        if round == WARM_UP {
+            begin = tsc();
+        }
+        match &channel {
+            Some(channel) => {
+                channel.there(&message[..size]);
+                channel.back(&mut reply[..size]);
+            }
+            None => {
+                let answer = ipc::call_mailbox(mailbox, &message[..size], &[], &mut reply[..size])
+                    .expect("call");
+                check!(answer.length == size, "short reply");
+            }
+        }
+    }
+    let instructions = tsc() - begin;
+    check!(
+        reply[..size] == message[..size],
+        "{mechanism}: the echo differs"
+    );
+    check!(wait(peer) == Ok(0), "{mechanism} echo peer failed");
+    if let Some(channel) = &channel {
+        if mechanism == "shm" {
+            ipc::region_unmap(channel.region as u64).expect("unmap");
+            ipc::close(channel.extra).expect("close region");
+        }
+    }
+    for handle in ours {
+        let _ = ipc::close(handle);
+    }
+    match mechanism {
+        "fifo" => {
+            ipc::fifo_unlink("bench-there").expect("unlink");
+            ipc::fifo_unlink("bench-back").expect("unlink");
+        }
+        "mqueue" => {
+            ipc::mqueue_unlink("bench-there").expect("unlink");
+            ipc::mqueue_unlink("bench-back").expect("unlink");
+        }
+        _ => {}
+    }
+    println!(
+        "BENCH latency mechanism={mechanism} size={size} round_trips={ROUND_TRIPS} instructions={instructions}"
+    );
+}
+
+/// The far side of a latency measurement: receive, send back, `count` times.
+fn echo(mechanism: &str, size: usize, count: u64, handles: &[u32]) -> u32 {
+    let mut buffer = [0u8; 4096];
+    let buffer = &mut buffer[..size];
+    match mechanism {
+        "pipe" => {
+            let (receive, send) = (Handle(handles[0]), Handle(handles[1]));
+            for _ in 0..count {
+                check!(ipc::read_full(receive, buffer) == Ok(size), "echo read");
+                ipc::write_all(send, buffer).expect("echo write");
+            }
+        }
+        "fifo" => {
+            let receive = ipc::fifo_open("bench-there", false, Deadline::Forever).expect("open");
+            let send = ipc::fifo_open("bench-back", true, Deadline::Forever).expect("open");
+            for _ in 0..count {
+                check!(ipc::read_full(receive, buffer) == Ok(size), "echo read");
+                ipc::write_all(send, buffer).expect("echo write");
+            }
+        }
+        "mqueue" => {
+            let receive = ipc::mqueue_open("bench-there").expect("open");
+            let send = ipc::mqueue_open("bench-back").expect("open");
+            let mut large = [0u8; 4096];
+            for _ in 0..count {
+                let (length, _) =
+                    ipc::mqueue_receive(receive, &mut large, Deadline::Forever).expect("receive");
+                ipc::mqueue_send(send, &large[..length], 0, Deadline::Forever).expect("send");
+            }
+        }
+        "mailbox" => {
+            let mailbox = Handle(handles[0]);
+            for _ in 0..count {
+                let message = ipc::receive(mailbox, buffer, Deadline::Forever).expect("receive");
+                let reply = message.reply.expect("reply handle");
+                ipc::reply(reply, &buffer[..message.length], &[]).expect("reply");
+            }
+        }
+        "shm" => {
+            let (region, there, back) =
+                (Handle(handles[0]), Handle(handles[1]), Handle(handles[2]));
+            let shared = ipc::region_map(region, None, true).expect("map") as *mut u8;
+            for _ in 0..count {
+                ipc::semaphore_wait(there, Deadline::Forever).expect("wait");
+                // SAFETY: our mapping of the shared page, our turn.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(shared, buffer.as_mut_ptr(), size);
+                    core::ptr::copy_nonoverlapping(buffer.as_ptr(), shared, size);
+                }
+                ipc::semaphore_post(back).expect("post");
+            }
+        }
+        _ => return 2,
+    }
+    0
+}
