@@ -58,12 +58,14 @@ pub mod number {
     pub const MAILBOX_SEND: u64 = 34;
     /// `mailbox_receive(handle, ptr, len, handle_array_ptr, deadline)` ->
     /// `rax` = length, `rdx` = badge, `r8` = reply handle (0 if the message
-    /// was not a call); transferred handles land in the [`super::HandleArray`]
-    /// (which must be writable; pass 0 to refuse messages carrying handles).
+    /// was not a call). Transferred handles land in the
+    /// [`super::HandleArray`], which must be writable; the kernel writes it
+    /// only when handles arrive, so set its count to 0 before the call.
     pub const MAILBOX_RECEIVE: u64 = 35;
     /// `mailbox_call(handle, ptr, len, reply_ptr, reply_len, handle_array_ptr)`:
-    /// sends the handles in the array (if non-zero), waits for the reply; the
-    /// array then holds the handles the reply carried. `rax` = reply length.
+    /// sends the handles in the array (if the pointer is non-zero), waits for
+    /// the reply. `rax` = reply length, `r8` = how many handles the reply
+    /// carried; when that is non-zero the kernel wrote them to the array.
     pub const MAILBOX_CALL: u64 = 36;
     /// `mailbox_reply(reply_handle, ptr, len, handles_ptr, handle_count)`.
     pub const MAILBOX_REPLY: u64 = 37;

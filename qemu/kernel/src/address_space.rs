@@ -231,39 +231,47 @@ impl AddressSpace {
     /// Every level must be present and user-accessible; the returned flags
     /// have WRITABLE only if every level allows writing.
     pub fn translate(&self, address: u64) -> Option<(PhysAddr, PageTableFlags)> {
+        let (frame, writable, leaf) = self.translate_raw(address)?;
+        let mut flags = PageTableFlags::from_bits_truncate(leaf);
+        flags.set(PageTableFlags::WRITABLE, writable);
+        Some((PhysAddr::new(frame), flags))
+    }
+
+    /// The page walk behind [`AddressSpace::translate`], on raw entry bits:
+    /// this runs several times per system call, so it avoids the x86_64
+    /// crate's checked wrappers. Returns (frame address, writable at every
+    /// level, leaf entry).
+    #[inline]
+    fn translate_raw(&self, address: u64) -> Option<(u64, bool, u64)> {
+        const PRESENT_USER: u64 = 0b101;
+        const WRITABLE: u64 = 0b10;
+        const HUGE: u64 = 1 << 7;
+        const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
         if address >= USER_END {
             return None;
         }
-        let indexes = [
-            (address >> 39) & 511,
-            (address >> 30) & 511,
-            (address >> 21) & 511,
-            (address >> 12) & 511,
-        ];
         let mut physical = self.pml4.start_address().as_u64();
-        let mut writable = true;
-        for (level, &index) in indexes.iter().enumerate() {
-            let entry = &table(physical)[index as usize];
-            let flags = entry.flags();
-            if !flags.contains(PageTableFlags::PRESENT | PageTableFlags::USER_ACCESSIBLE)
-                || flags.contains(PageTableFlags::HUGE_PAGE)
-            {
+        let mut writable = WRITABLE;
+        let mut entry = 0;
+        for shift in [39u32, 30, 21, 12] {
+            let index = (address >> shift) & 511;
+            // SAFETY: `physical` is a page-table frame of this space (the
+            // PML4, or an address taken from a present entry), inside the
+            // direct map; an aligned u64 read of one entry.
+            entry = unsafe { ((phys_to_virt(physical) + index * 8) as *const u64).read() };
+            if entry & PRESENT_USER != PRESENT_USER || (shift != 12 && entry & HUGE != 0) {
                 return None;
             }
-            writable &= flags.contains(PageTableFlags::WRITABLE);
-            physical = entry.addr().as_u64();
-            if level == 3 {
-                let mut leaf = flags;
-                leaf.set(PageTableFlags::WRITABLE, writable);
-                return Some((entry.addr(), leaf));
-            }
+            writable &= entry;
+            physical = entry & ADDRESS_MASK;
         }
-        None
+        Some((physical, writable != 0, entry))
     }
 
     /// Checks that `[address, address + length)` is mapped for user access
     /// (and writable if `write`), calling `each` with the kernel (direct-map)
-    /// address and length of every piece, page by page.
+    /// address and length of every piece, page by page. Nothing is copied
+    /// unless every page passes, so a failing copy changes nothing.
     fn walk(
         &self,
         address: u64,
@@ -271,6 +279,7 @@ impl AddressSpace {
         write: bool,
         mut each: impl FnMut(*mut u8, usize, usize),
     ) -> Result<(), Fault> {
+        const REMEMBERED: usize = 16;
         let end = address
             .checked_add(length as u64)
             .filter(|&end| end <= USER_END)
@@ -278,29 +287,66 @@ impl AddressSpace {
         if length == 0 {
             return Ok(());
         }
-        // Check everything first, so a failing copy changes nothing.
-        let mut page = address & !(FRAME_SIZE - 1);
-        while page < end {
-            let (_, flags) = self.translate(page).ok_or(Fault {
+        let first_page = address & !(FRAME_SIZE - 1);
+        let pages = (((end - 1) & !(FRAME_SIZE - 1)) - first_page) / FRAME_SIZE + 1;
+        let mut frames = [0u64; REMEMBERED];
+        for index in 0..pages {
+            let page = first_page + index * FRAME_SIZE;
+            let fault = Fault {
                 address: page.max(address),
-            })?;
-            if write && !flags.contains(PageTableFlags::WRITABLE) {
-                return Err(Fault {
-                    address: page.max(address),
-                });
+            };
+            let (frame, writable, _) = self.translate_raw(page).ok_or(fault)?;
+            if write && !writable {
+                return Err(fault);
             }
-            page += FRAME_SIZE;
+            if let Some(slot) = frames.get_mut(index as usize) {
+                *slot = frame;
+            }
         }
         let mut cursor = address;
         let mut done = 0usize;
+        let mut index = 0usize;
         while cursor < end {
             let page_end = (cursor | (FRAME_SIZE - 1)) + 1;
             let piece = (page_end.min(end) - cursor) as usize;
-            let (frame, _) = self.translate(cursor).ok_or(Fault { address: cursor })?;
-            let kernel = phys_to_virt(frame.as_u64() + (cursor & (FRAME_SIZE - 1))) as *mut u8;
+            let frame = match frames.get(index) {
+                Some(&frame) => frame,
+                None => {
+                    self.translate_raw(cursor)
+                        .ok_or(Fault { address: cursor })?
+                        .0
+                }
+            };
+            let kernel = phys_to_virt(frame + (cursor & (FRAME_SIZE - 1))) as *mut u8;
             each(kernel, done, piece);
             done += piece;
             cursor += piece as u64;
+            index += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether `[address, address + length)` is mapped user-writable.
+    pub fn is_writable(&self, address: u64, length: usize) -> bool {
+        self.check_range(address, length, true).is_ok()
+    }
+
+    /// Checks that a range is mapped for user access (and writable if `write`).
+    fn check_range(&self, address: u64, length: usize, write: bool) -> Result<(), Fault> {
+        let end = address
+            .checked_add(length as u64)
+            .filter(|&end| end <= USER_END)
+            .ok_or(Fault { address })?;
+        let mut page = address & !(FRAME_SIZE - 1);
+        while page < end {
+            let fault = Fault {
+                address: page.max(address),
+            };
+            let (_, writable, _) = self.translate_raw(page).ok_or(fault)?;
+            if write && !writable {
+                return Err(fault);
+            }
+            page += FRAME_SIZE;
         }
         Ok(())
     }
@@ -335,16 +381,17 @@ impl AddressSpace {
         length: usize,
     ) -> Result<(), Fault> {
         // Validate both ranges before moving a byte.
-        from.walk(source, length, false, |_, _, _| {})?;
-        to.walk(destination, length, true, |_, _, _| {})?;
+        from.check_range(source, length, false)?;
+        to.check_range(destination, length, true)?;
         let mut done = 0usize;
         while done < length {
-            let (source_frame, _) = from
-                .translate(source + done as u64)
+            let (source_frame, _, _) = from
+                .translate_raw(source + done as u64)
                 .ok_or(Fault { address: source })?;
-            let (destination_frame, _) = to.translate(destination + done as u64).ok_or(Fault {
-                address: destination,
-            })?;
+            let (destination_frame, _, _) =
+                to.translate_raw(destination + done as u64).ok_or(Fault {
+                    address: destination,
+                })?;
             let source_offset = (source + done as u64) & (FRAME_SIZE - 1);
             let destination_offset = (destination + done as u64) & (FRAME_SIZE - 1);
             let piece = (FRAME_SIZE - source_offset)
@@ -355,8 +402,8 @@ impl AddressSpace {
             // same frame may be mapped in both spaces).
             unsafe {
                 core::ptr::copy(
-                    phys_to_virt(source_frame.as_u64() + source_offset) as *const u8,
-                    phys_to_virt(destination_frame.as_u64() + destination_offset) as *mut u8,
+                    phys_to_virt(source_frame + source_offset) as *const u8,
+                    phys_to_virt(destination_frame + destination_offset) as *mut u8,
                     piece,
                 )
             };

@@ -110,17 +110,13 @@ fn write_handle_array(space: &AddressSpace, address: u64, handles: &[Handle]) ->
 }
 
 /// Checks that a handle array can be written before kipc installs handles
-/// the caller could otherwise never learn about.
+/// the caller could otherwise never learn about (a page-table check, no copy).
 fn probe_handle_array(space: &AddressSpace, address: u64) -> Result<(), Error> {
-    let current = read_handle_array(space, address).unwrap_or_default();
-    let mut bytes = [0u8; size_of::<HandleArray>()];
-    bytes[..4].copy_from_slice(&current.count.to_le_bytes());
-    for (index, handle) in current.handles.iter().enumerate() {
-        bytes[4 + index * 4..8 + index * 4].copy_from_slice(&handle.to_le_bytes());
+    if space.is_writable(address, size_of::<HandleArray>()) {
+        Ok(())
+    } else {
+        Err(Error::BadAddress)
     }
-    space
-        .copy_to_user(address, &bytes)
-        .map_err(|_| Error::BadAddress)
 }
 
 fn park(system: &mut System, caller: ProcessId) -> Flow {
@@ -213,7 +209,7 @@ fn call(
             return Ok(match answer {
                 Ok(Outcome::Done(received)) => {
                     let space = space_of(system, caller);
-                    received_registers(space, a3, received)
+                    received_registers(space, a3, received, false)
                 }
                 Ok(Outcome::Blocked) => park(system, caller),
                 Err(error) => result(Err(error)),
@@ -243,7 +239,7 @@ fn call(
             return Ok(match answer {
                 Ok(Outcome::Done(received)) => {
                     let space = space_of(system, caller);
-                    received_registers(space, a5, received)
+                    received_registers(space, a5, received, true)
                 }
                 Ok(Outcome::Blocked) => park(system, caller),
                 Err(error) => result(Err(error)),
@@ -479,20 +475,31 @@ pub fn ledger_record(counters: &kipc::Counters) -> LedgerRecord {
     record
 }
 
-/// Registers (and handle array) for a delivered message.
-fn received_registers(space: &AddressSpace, array: u64, received: kipc::Received) -> Flow {
-    if array != 0 {
+/// Registers (and handle array) for a delivered message: `rax` = length,
+/// `rdx` = badge, `r8` = the reply handle for a receive, or the number of
+/// handles the reply carried for a call.
+fn received_registers(
+    space: &AddressSpace,
+    array: u64,
+    received: kipc::Received,
+    call: bool,
+) -> Flow {
+    if array != 0 && !received.handles.is_empty() {
         // Checked writable before kipc ran; the process has not run since.
+        // (With no handles the array is left alone: callers pass it with a
+        // count of 0.)
         let _ = write_handle_array(space, array, &received.handles);
     }
     Flow::Return(
         kipc_abi::encode(Ok(received.length as u64)),
         Some(received.badge),
-        Some(
+        Some(if call {
+            received.handles.len() as u64
+        } else {
             received
                 .reply
-                .map_or(0, |reply| u64::from(reply.into_raw())),
-        ),
+                .map_or(0, |reply| u64::from(reply.into_raw()))
+        }),
     )
 }
 
@@ -501,12 +508,12 @@ fn received_registers(space: &AddressSpace, array: u64, received: kipc::Received
 pub fn deliver_completion(space: &AddressSpace, frame: &mut TrapFrame, completion: Completion) {
     let flow = match completion {
         Completion::Received(received) => {
-            let array = match frame.rax {
-                number::MAILBOX_RECEIVE => frame.r10,
-                number::MAILBOX_CALL => frame.r9,
-                _ => 0,
+            let (array, call) = match frame.rax {
+                number::MAILBOX_RECEIVE => (frame.r10, false),
+                number::MAILBOX_CALL => (frame.r9, true),
+                _ => (0, false),
             };
-            received_registers(space, array, received)
+            received_registers(space, array, received, call)
         }
         Completion::Acquired => value(0),
         Completion::Notified(bits) => Flow::Return(kipc_abi::encode(Ok(0)), Some(bits), None),

@@ -146,7 +146,8 @@ pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
         crate::fail(format_args!("system call with no current process"));
     };
     // SAFETY: the frame the entry stub just pushed on the caller's stack.
-    let registers = unsafe { *frame };
+    let registers = unsafe { &*frame };
+    let number = registers.rax;
     let arguments = [
         registers.rdi,
         registers.rsi,
@@ -155,7 +156,7 @@ pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
         registers.r8,
         registers.r9,
     ];
-    let flow = handle(system, caller, registers.rax, arguments);
+    let flow = handle(system, caller, number, arguments);
     match flow {
         Flow::Return(..) => {
             // SAFETY: as above; the caller resumes with these results.

@@ -189,7 +189,7 @@ pub fn call_mailbox(
         count: count as u32,
         handles: words,
     };
-    let (length, badge, _) = call3(
+    let (length, badge, received) = call3(
         number::MAILBOX_CALL,
         [
             mailbox.raw(),
@@ -200,6 +200,8 @@ pub fn call_mailbox(
             (&raw mut array) as u64,
         ],
     )?;
+    // The kernel rewrote the array only if the reply carried handles.
+    array.count = received as u32;
     Ok(message(length, badge, 0, &array))
 }
 

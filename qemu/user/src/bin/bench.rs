@@ -46,11 +46,35 @@ fn main(start: kipc_user::Start) -> u32 {
         let count: u64 = words.next().and_then(|word| word.parse().ok()).unwrap_or(0);
         return echo(mechanism, size, count, start.handles);
     }
+    // `only=MECHANISM` runs just that mechanism's latency (for profiling).
+    let only = start
+        .argument
+        .split_ascii_whitespace()
+        .find_map(|word| word.strip_prefix("only="));
+    if only == Some("syscalls") {
+        null_syscall();
+        return 0;
+    }
+    if let Some(wanted) = only {
+        let rounds = start
+            .argument
+            .split_ascii_whitespace()
+            .find_map(|word| word.strip_prefix("rounds="))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(ROUND_TRIPS);
+        for mechanism in LATENCY_MECHANISMS
+            .into_iter()
+            .filter(|mechanism| *mechanism == wanted)
+        {
+            latency(mechanism, 64, rounds);
+        }
+        return 0;
+    }
     memcpy();
     null_syscall();
     for mechanism in LATENCY_MECHANISMS {
         for size in SIZES {
-            latency(mechanism, size);
+            latency(mechanism, size, ROUND_TRIPS);
         }
     }
     for size_kib in THROUGHPUT_KIB {
@@ -108,8 +132,30 @@ fn null_syscall() {
     let pipe_pair = tsc() - begin;
     ipc::close(read).expect("close");
     ipc::close(write).expect("close");
+    let semaphore = ipc::semaphore_create(0).expect("semaphore");
+    let begin = tsc();
+    for _ in 0..1000 {
+        ipc::semaphore_post(semaphore).expect("post");
+        ipc::semaphore_wait(semaphore, Deadline::NoWait).expect("wait");
+    }
+    let semaphore_pair = tsc() - begin;
+    ipc::close(semaphore).expect("close");
+    let mailbox = ipc::mailbox_create().expect("mailbox");
+    let mut buffer = [0u8; 64];
+    let begin = tsc();
+    for _ in 0..1000 {
+        ipc::send(mailbox, &byte, &[], Deadline::NoWait).expect("send");
+        ipc::receive(mailbox, &mut buffer, Deadline::NoWait).expect("receive");
+    }
+    let mailbox_pair = tsc() - begin;
+    let begin = tsc();
+    for _ in 0..1000 {
+        core::hint::black_box(ipc::info(mailbox).expect("info"));
+    }
+    let info = tsc() - begin;
+    ipc::close(mailbox).expect("close");
     println!(
-        "BENCH syscall calls=1000 instructions={instructions} pipe_write_read_pairs=1000 pipe_instructions={pipe_pair}"
+        "BENCH syscall calls=1000 null={instructions} pipe_pairs={pipe_pair} semaphore_pairs={semaphore_pair} mailbox_pairs={mailbox_pair} handle_info={info}"
     );
 }
 
@@ -174,8 +220,8 @@ impl Channel {
     }
 }
 
-fn latency(mechanism: &'static str, size: usize) {
-    let count = WARM_UP + ROUND_TRIPS;
+fn latency(mechanism: &'static str, size: usize, round_trips: u64) {
+    let count = WARM_UP + round_trips;
     let mut message = [0u8; 4096];
     for (index, byte) in message.iter_mut().enumerate() {
         *byte = index as u8;
