@@ -13,8 +13,9 @@
 //! * **Receivers waiting** — a receive found the mailbox empty and recorded its user buffer.
 //!   The next send copies the payload *straight* from the sender's buffer into that
 //!   buffer: one user→user copy, no kernel buffering, as L4 and seL4 do. The receiver is
-//!   woken with [`Wakeup::Completed`]. (If its buffer is too small or its handle table too
-//!   full, it is woken to retry instead and the message is buffered.)
+//!   woken with [`Wakeup::Completed`]. (If its buffer is too small, its handle table too
+//!   full, or the copy faults, every waiting receiver is woken to retry instead and the
+//!   message is buffered; a fault in the sender's buffer then fails the send.)
 //! * **Messages buffered** — no receiver was waiting: the payload is copied user→kernel
 //!   into the mailbox, and later kernel→user by the receive. Two copies.
 //! * **Full** — a send blocks (or fails with `WouldBlock`) until a receive frees a slot;
@@ -448,15 +449,19 @@ impl<
                     .process(receiver)
                     .map(|p| p.handles.free() >= handle_count)
                     .unwrap_or(false);
-            if fits {
-                self.ledger.copy_user_to_user(
-                    host,
-                    Mechanism::Mailbox,
-                    caller,
-                    payload,
-                    receiver,
-                    buffer.prefix(payload.len()),
-                )?;
+            let copied = fits
+                && self
+                    .ledger
+                    .copy_user_to_user(
+                        host,
+                        Mechanism::Mailbox,
+                        caller,
+                        payload,
+                        receiver,
+                        buffer.prefix(payload.len()),
+                    )
+                    .is_ok();
+            if copied {
                 self.take_transfers(caller, handles);
                 let envelope = Envelope {
                     length: payload.len(),
@@ -472,8 +477,15 @@ impl<
                 );
                 return Ok(Outcome::Done(()));
             }
-            // It cannot take this message directly; let it retry and see why.
-            self.finish_wait(receiver, Wakeup::Retry, host);
+            // It cannot take this message directly (buffer too small, handle table too
+            // full, or a fault on either side: the buffered path below tells the sender's
+            // fault from the receiver's). The message gets buffered, and a receiver must
+            // never sleep on a mailbox that holds one: every waiter retries.
+            self.wake_all(
+                Wakeup::Retry,
+                host,
+                |on| matches!(on, WaitOn::MailboxReceive { mailbox, .. } if *mailbox == key),
+            );
         }
 
         // Slow path: buffer the message in the kernel.
@@ -758,6 +770,121 @@ mod tests {
             ),
             Err(Error::MessageTooLarge { limit: 64 })
         );
+    }
+
+    #[test]
+    fn no_receiver_sleeps_on_a_buffered_message() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        let helper = ipc.process_create().unwrap();
+        let helper_inbox = ipc
+            .handle_grant(server, inbox, helper, Rights::READ)
+            .unwrap();
+        // The oldest receiver's buffer is too small, the second one's is fine.
+        let small = ipc.mailbox_receive(
+            server,
+            inbox,
+            host.slice(0x100, 2),
+            Blocking::Forever,
+            &mut host,
+        );
+        assert!(small.unwrap().is_blocked());
+        let large = ipc.mailbox_receive(
+            helper,
+            helper_inbox,
+            host.slice(0x100, 16),
+            Blocking::Forever,
+            &mut host,
+        );
+        assert!(large.unwrap().is_blocked());
+        host.poke(client, 0, b"first");
+        ipc.mailbox_send(
+            client,
+            send,
+            host.slice(0, 5),
+            &[],
+            Blocking::NonBlocking,
+            &mut host,
+        )
+        .unwrap()
+        .done()
+        .unwrap();
+        // Both retry: the message waits in the mailbox, and nobody sleeps beside it.
+        assert_eq!(
+            host.take_wakes(),
+            vec![(server, Wakeup::Retry), (helper, Wakeup::Retry)]
+        );
+        assert!(!ipc.is_waiting(helper));
+        assert_eq!(ipc.usage().queued_messages, 1);
+        let got = ipc
+            .mailbox_receive(
+                helper,
+                helper_inbox,
+                host.slice(0x100, 16),
+                Blocking::Forever,
+                &mut host,
+            )
+            .unwrap()
+            .done()
+            .unwrap();
+        assert_eq!(
+            (got.length, host.peek(helper, 0x100, 5)),
+            (5, b"first".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_receiver_with_a_bad_buffer_does_not_jam_the_mailbox() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        // The test host's memory ends at `MEMORY`: this buffer is valid user space but
+        // faults when written.
+        let end = crate::testing::MEMORY as u64;
+        let bad = UserSlice::new(end, 16, host.user_limit()).unwrap();
+        let blocked = ipc.mailbox_receive(server, inbox, bad, Blocking::Forever, &mut host);
+        assert!(blocked.unwrap().is_blocked());
+        host.poke(client, 0, b"hello");
+        // The sender's data is fine, so its send succeeds (the message is buffered) ...
+        assert_eq!(
+            ipc.mailbox_send(
+                client,
+                send,
+                host.slice(0, 5),
+                &[],
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Ok(Outcome::Done(()))
+        );
+        assert_eq!(host.take_wakes(), vec![(server, Wakeup::Retry)]);
+        // ... and the fault is the receiver's to see when it retries.
+        assert_eq!(
+            ipc.mailbox_receive(server, inbox, bad, Blocking::Forever, &mut host),
+            Err(Error::BadAddress)
+        );
+        let good = host.slice(0x100, 16);
+        let got = ipc
+            .mailbox_receive(server, inbox, good, Blocking::Forever, &mut host)
+            .unwrap()
+            .done()
+            .unwrap();
+        assert_eq!(got.length, 5);
+        // A sender's bad buffer is the sender's fault, and counted nowhere.
+        let blocked = ipc.mailbox_receive(server, inbox, good, Blocking::Forever, &mut host);
+        assert!(blocked.unwrap().is_blocked());
+        let before = ipc.ledger().global().total_bytes();
+        let bad_payload = UserSlice::new(end - 2, 5, host.user_limit()).unwrap();
+        assert_eq!(
+            ipc.mailbox_send(
+                client,
+                send,
+                bad_payload,
+                &[],
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Err(Error::BadAddress)
+        );
+        assert_eq!(ipc.ledger().global().total_bytes(), before);
+        assert_eq!(ipc.usage().queued_messages, 0);
     }
 
     #[test]

@@ -133,7 +133,8 @@ impl<
 
     /// Reads up to `buffer.len()` bytes. Needs READ. Returns the count; 0 means end of file
     /// (or an empty buffer). An empty pipe with writers blocks per `blocking`; on wake-up,
-    /// retry.
+    /// retry. A buffer that faults fails with [`Error::BadAddress`], unless a first part
+    /// was already delivered: then that part's count is returned (a short read).
     pub fn pipe_read<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -153,7 +154,7 @@ impl<
             }
             return self.block(caller, WaitOn::PipeRead(key), blocking, host);
         }
-        let count = pipe.len().min(buffer.len());
+        let mut count = pipe.len().min(buffer.len());
         let (first, second) = Pipe::<PIPE_CAPACITY>::runs(pipe.read, count);
         let mechanism = pipe.mechanism;
         let split = first.len();
@@ -168,8 +169,15 @@ impl<
             let rest = buffer
                 .subslice(split, second.len())
                 .ok_or(Error::BadAddress)?;
-            self.ledger
-                .copy_out(host, caller, mechanism, rest, &pipe.ring[second])?;
+            // The first run is delivered and counted: a fault in the second makes this a
+            // short read of the first run, so those bytes are neither lost nor read twice.
+            if self
+                .ledger
+                .copy_out(host, caller, mechanism, rest, &pipe.ring[second])
+                .is_err()
+            {
+                count = split;
+            }
         }
         pipe.read = pipe.read.wrapping_add(count);
         self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeWrite(key));
@@ -179,7 +187,8 @@ impl<
     /// Writes `data`. Needs WRITE. Returns the count written (short only for writes above
     /// [`PIPE_ATOMIC`] bytes). Fails with [`Error::BrokenPipe`] without readers. A full
     /// pipe (or one without room for an atomic write) blocks per `blocking`; on wake-up,
-    /// retry.
+    /// retry. Data that faults fails with [`Error::BadAddress`], unless a first part was
+    /// already taken into the pipe: then that part's count is returned (a short write).
     pub fn pipe_write<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -204,7 +213,7 @@ impl<
         if pipe.space() < minimum {
             return self.block(caller, WaitOn::PipeWrite(key), blocking, host);
         }
-        let count = pipe.space().min(data.len());
+        let mut count = pipe.space().min(data.len());
         let (first, second) = Pipe::<PIPE_CAPACITY>::runs(pipe.written, count);
         let mechanism = pipe.mechanism;
         let split = first.len();
@@ -219,8 +228,16 @@ impl<
             let rest = data
                 .subslice(split, second.len())
                 .ok_or(Error::BadAddress)?;
-            self.ledger
-                .copy_in(host, caller, mechanism, rest, &mut pipe.ring[second])?;
+            // The first run is in the ring and counted: a fault in the second makes this a
+            // short write of the first run (as POSIX reports the bytes moved before a
+            // fault), so the ledger never counts bytes the pipe does not hold.
+            if self
+                .ledger
+                .copy_in(host, caller, mechanism, rest, &mut pipe.ring[second])
+                .is_err()
+            {
+                count = split;
+            }
         }
         pipe.written = pipe.written.wrapping_add(count);
         self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeRead(key));
@@ -296,7 +313,7 @@ pub(crate) const fn pipe_capability(key: Key, end: Rights) -> Capability {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::{TestHost, TestIpc};
+    use crate::testing::{self, TestHost, TestIpc};
     use crate::*;
 
     fn setup() -> (TestIpc, TestHost, ProcessId, ProcessId) {
@@ -439,6 +456,61 @@ mod tests {
         );
         assert_eq!(ipc.ledger().global().total_bytes(), before);
         assert_eq!(ipc.pipe_buffered(a, r), Ok(0));
+    }
+
+    #[test]
+    fn a_fault_in_the_second_run_is_a_short_copy_counted_once() {
+        let (mut ipc, mut host, a, _) = setup();
+        let (r, w) = ipc.pipe_create(a).unwrap();
+        // Move both counters to 40, so the next 60 bytes wrap after 24.
+        let forty = host.slice(0, 40);
+        assert_eq!(
+            ipc.pipe_write(a, w, forty, Blocking::NonBlocking, &mut host),
+            Ok(Outcome::Done(40))
+        );
+        assert_eq!(
+            ipc.pipe_read(a, r, forty, Blocking::NonBlocking, &mut host),
+            Ok(Outcome::Done(40))
+        );
+        // Data whose last 30 bytes lie beyond the test host's memory: the first run (24
+        // bytes) is readable, the second faults.
+        let end = testing::MEMORY as u64;
+        host.poke(a, end - 30, &[7; 30]);
+        let data = UserSlice::new(end - 30, 60, host.user_limit()).unwrap();
+        assert_eq!(
+            ipc.pipe_write(a, w, data, Blocking::NonBlocking, &mut host),
+            Ok(Outcome::Done(24))
+        );
+        assert_eq!(ipc.pipe_buffered(a, r), Ok(24));
+        let g = *ipc.ledger().global();
+        assert_eq!(g.copies(Mechanism::Pipe, Direction::UserToKernel).bytes, 64);
+        // Wrap again, then read into a buffer whose tail faults: the first run is
+        // delivered and consumed, the rest stays in the pipe.
+        let more = host.slice(0, 30);
+        assert_eq!(
+            ipc.pipe_write(a, w, more, Blocking::NonBlocking, &mut host),
+            Ok(Outcome::Done(30))
+        );
+        assert_eq!(
+            ipc.pipe_read(a, r, host.slice(0, 20), Blocking::NonBlocking, &mut host),
+            Ok(Outcome::Done(20))
+        );
+        // Counters: read 60, written 94; 34 buffered from ring position 60: 4 then 30.
+        let buffer = UserSlice::new(end - 10, 34, host.user_limit()).unwrap();
+        assert_eq!(
+            ipc.pipe_read(a, r, buffer, Blocking::NonBlocking, &mut host),
+            Ok(Outcome::Done(4))
+        );
+        assert_eq!(ipc.pipe_buffered(a, r), Ok(30));
+        let g = *ipc.ledger().global();
+        assert_eq!(
+            g.copies(Mechanism::Pipe, Direction::KernelToUser).bytes,
+            40 + 20 + 4
+        );
+        assert_eq!(
+            g.copies(Mechanism::Pipe, Direction::UserToKernel).bytes,
+            40 + 24 + 30
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 mod archive;
+pub mod bench;
 
 /// The Rust target the kernel and user programs are built for.
 pub const TARGET: &str = "x86_64-unknown-none";
@@ -371,9 +372,13 @@ impl RunOptions {
         }
     }
 
-    /// The full kernel command line.
+    /// The full kernel command line (`icount=1` tells user programs that
+    /// the time-stamp counter counts guest instructions).
     pub fn command_line(&self) -> String {
         let mut line = format!("scenario={}", self.scenario);
+        if self.icount {
+            line.push_str(" icount=1");
+        }
         for word in &self.append {
             line.push(' ');
             line.push_str(word);

@@ -8,18 +8,25 @@ use kipc_qemu::{BuildOutput, Profile, RunOptions, Verdict};
 const USAGE: &str = "\
 Build the kipc demo kernel and boot it under QEMU.
 
-Usage: cargo run [--release] -- [OPTIONS] [SCENARIO]
+Usage: cargo run -- [OPTIONS] [SCENARIO]
+       cargo run -- bench [OPTIONS]
 
-SCENARIO is a kernel scenario (default: demo); an unknown name makes the
-kernel list the ones it knows.
+SCENARIO is what the kernel runs after boot (default: demo, the tour and the
+file-transfer experiment). Kernel scenarios: demo boot timer memory modules
+fault-*; any other name runs the user program of that name, or init's test
+of that name (pipe, fifo, mqueue, mailbox, shm, ...).
+
+`bench` builds in release mode, runs the benchmarks under -icount and writes
+target/bench/results.json and target/bench/throughput.svg.
 
 Options:
   --release          build kernel and user programs with the release profile
   --timeout SECS     kill QEMU after SECS seconds (default 60; 0 = never)
-  --append WORDS     more kernel command-line words, e.g. --append \"seed=7\"
+  --append WORDS     more kernel command-line words, e.g. --append \"size_kib=4096\"
   --gdb              start halted, waiting for gdb on localhost:1234 (no timeout)
   --kvm              use KVM instead of TCG (opt-in; TCG is the default)
-  --icount           run with -icount shift=0 (deterministic instruction counts)
+  --no-icount        do not count instructions (by default QEMU runs with
+                     -icount shift=0, so the TSC counts guest instructions)
   --memory MIB       guest memory in MiB (default 256)
   --print-command    print the QEMU command line before booting
   -h, --help         this text
@@ -30,7 +37,9 @@ Exit status: 0 when the scenario passed (QEMU exit 33 and its PASS line),
 fn main() -> ExitCode {
     let mut options = RunOptions::scenario("demo");
     options.echo = true;
+    options.icount = true;
     let mut profile = Profile::Debug;
+    let mut bench = false;
     let mut print_command = false;
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -49,6 +58,7 @@ fn main() -> ExitCode {
             "--gdb" => options.gdb = true,
             "--kvm" => options.kvm = true,
             "--icount" => options.icount = true,
+            "--no-icount" => options.icount = false,
             "--print-command" => print_command = true,
             "--timeout" => {
                 let seconds: u64 = value("--timeout").parse().unwrap_or_else(|_| {
@@ -70,8 +80,12 @@ fn main() -> ExitCode {
                 eprintln!("kipc-qemu: unknown option {flag}\n\n{USAGE}");
                 return ExitCode::from(2);
             }
+            "bench" => bench = true,
             scenario => options.scenario = scenario.to_string(),
         }
+    }
+    if bench {
+        return run_bench(options);
     }
     if options.gdb {
         options.timeout = None;
@@ -127,4 +141,57 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cargo run -- bench`: release build, `-icount shift=0`, results to target/bench/.
+fn run_bench(mut options: RunOptions) -> ExitCode {
+    options.scenario = "bench".into();
+    options.icount = true;
+    options.echo = false;
+    if options.timeout == Some(Duration::from_secs(60)) {
+        options.timeout = Some(Duration::from_secs(900));
+    }
+    let artifacts = match kipc_qemu::build(Profile::Release, BuildOutput::Show) {
+        Ok(artifacts) => artifacts,
+        Err(error) => {
+            eprintln!("kipc-qemu: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    eprintln!("kipc-qemu: running the benchmarks (release kernel, TCG, -icount shift=0)...");
+    let report = match kipc_qemu::run(&artifacts, &options) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("kipc-qemu: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Verdict::Fail(reason) = &report.verdict {
+        eprintln!("{}", report.serial);
+        eprintln!("kipc-qemu: the benchmark boot FAILED: {reason}");
+        return ExitCode::FAILURE;
+    }
+    let results = match kipc_qemu::bench::Results::parse(&report.serial) {
+        Ok(results) => results,
+        Err(error) => {
+            eprintln!("kipc-qemu: could not read the results: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let directory = kipc_qemu::repository_root().join("target/bench");
+    let written = std::fs::create_dir_all(&directory)
+        .and_then(|()| std::fs::write(directory.join("results.json"), results.json()))
+        .and_then(|()| std::fs::write(directory.join("throughput.svg"), results.svg()))
+        .and_then(|()| std::fs::write(directory.join("serial.log"), &report.serial));
+    if let Err(error) = written {
+        eprintln!("kipc-qemu: writing {}: {error}", directory.display());
+        return ExitCode::FAILURE;
+    }
+    println!("{}", results.table());
+    println!(
+        "wrote {0}/results.json, {0}/throughput.svg and {0}/serial.log ({1:.1} s)",
+        directory.display(),
+        report.duration.as_secs_f64()
+    );
+    ExitCode::SUCCESS
 }

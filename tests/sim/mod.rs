@@ -48,6 +48,16 @@ impl Machine {
         self.free.len()
     }
 
+    /// Pages mapped in `process`'s page table (private memory and region mappings).
+    pub fn mapped_pages(&self, process: ProcessId) -> usize {
+        self.tables.get(&process.slot()).map_or(0, BTreeMap::len)
+    }
+
+    /// Pages mapped in all page tables.
+    pub fn total_mapped_pages(&self) -> usize {
+        self.tables.values().map(BTreeMap::len).sum()
+    }
+
     fn frame_index(frame: Frame) -> usize {
         (frame.address() as usize / PAGE_SIZE) - 1
     }
@@ -292,9 +302,15 @@ pub struct System {
 
 impl System {
     pub fn new() -> System {
+        System::with_frames(MACHINE_FRAMES)
+    }
+
+    /// A system whose machine has only `frames` physical frames (for exhaustion tests;
+    /// every spawned process takes `PRIVATE_PAGES` of them).
+    pub fn with_frames(frames: usize) -> System {
         System {
             ipc: Box::new(SimIpc::new()),
-            machine: Machine::new(MACHINE_FRAMES),
+            machine: Machine::new(frames),
             files: HashMap::new(),
         }
     }

@@ -338,11 +338,11 @@ fn latency(mechanism: &'static str, size: usize, round_trips: u64) {
         "{mechanism}: the echo differs"
     );
     check!(wait(peer) == Ok(0), "{mechanism} echo peer failed");
-    if let Some(channel) = &channel {
-        if mechanism == "shm" {
-            ipc::region_unmap(channel.region as u64).expect("unmap");
-            ipc::close(channel.extra).expect("close region");
-        }
+    if let Some(channel) = &channel
+        && mechanism == "shm"
+    {
+        ipc::region_unmap(channel.region as u64).expect("unmap");
+        ipc::close(channel.extra).expect("close region");
     }
     for handle in ours {
         let _ = ipc::close(handle);

@@ -7,7 +7,7 @@
 //! 0. `ready` semaphore: each side posts it once its setup is done;
 //! 1. `go` semaphore: the experiment posts it when the clock starts;
 //! 2. `done` semaphore: each side posts it when its last byte is through;
-//! 3.. the mechanism's own handles (pipe end, mailbox, region, ...).
+//! 3. onwards: the mechanism's own handles (pipe end, mailbox, region, ...).
 //!
 //! Where the bytes are copied, per mechanism (what the ledger must show):
 //!

@@ -1,0 +1,570 @@
+//! Benchmark results: parsed from the kernel's serial log, turned into a
+//! table, a JSON file and an SVG chart.
+//!
+//! The `bench` user program prints `BENCH ...` lines and runs the file
+//! experiment at several sizes, whose `EXPERIMENT ...` lines carry bytes,
+//! bytes copied by direction and the guest-instruction count (the TSC under
+//! `-icount shift=0`). Everything here is arithmetic on those counts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Mechanisms in the order tables and charts list them.
+pub const MECHANISMS: [&str; 7] = [
+    "pipe",
+    "fifo",
+    "mqueue",
+    "mailbox",
+    "mailbox-direct",
+    "shm",
+    "loan",
+];
+
+/// One latency measurement: `round_trips` messages of `size` bytes there and back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Latency {
+    /// Mechanism name.
+    pub mechanism: String,
+    /// Message size in bytes.
+    pub size: u64,
+    /// Round trips measured.
+    pub round_trips: u64,
+    /// Guest instructions for all of them.
+    pub instructions: u64,
+}
+
+impl Latency {
+    /// Guest instructions per round trip.
+    pub fn per_round_trip(&self) -> f64 {
+        self.instructions as f64 / self.round_trips.max(1) as f64
+    }
+}
+
+/// One file transfer of the experiment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transfer {
+    /// Mechanism name.
+    pub mechanism: String,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Bytes copied in all directions (the ledger's total).
+    pub copied: u64,
+    /// Guest instructions from start to finish.
+    pub instructions: u64,
+    /// System calls made.
+    pub syscalls: u64,
+    /// Context switches.
+    pub context_switches: u64,
+    /// Whether the kernel's checksum of the output matched the input.
+    pub verified: bool,
+}
+
+impl Transfer {
+    /// Copies per byte of payload, from the ledger.
+    pub fn copies_per_byte(&self) -> f64 {
+        self.copied as f64 / self.bytes.max(1) as f64
+    }
+
+    /// Guest instructions per KiB moved.
+    pub fn instructions_per_kib(&self) -> f64 {
+        self.instructions as f64 / (self.bytes as f64 / 1024.0)
+    }
+}
+
+/// Everything one `bench` boot measured.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Results {
+    /// Bytes the memcpy measurement copied.
+    pub memcpy_bytes: u64,
+    /// Guest instructions it took.
+    pub memcpy_instructions: u64,
+    /// Named per-call costs (`null`, `pipe_pairs`, ...), for 1000 calls each.
+    pub syscalls: BTreeMap<String, u64>,
+    /// Latency measurements.
+    pub latency: Vec<Latency>,
+    /// File transfers.
+    pub transfers: Vec<Transfer>,
+}
+
+fn fields(line: &str) -> BTreeMap<&str, &str> {
+    line.split_whitespace()
+        .filter_map(|word| word.split_once('='))
+        .collect()
+}
+
+fn number(fields: &BTreeMap<&str, &str>, key: &str) -> Result<u64, String> {
+    fields
+        .get(key)
+        .ok_or_else(|| format!("missing {key}"))?
+        .parse()
+        .map_err(|error| format!("{key}: {error}"))
+}
+
+impl Results {
+    /// Parses the serial log of a `bench` boot.
+    pub fn parse(serial: &str) -> Result<Results, String> {
+        let mut results = Results::default();
+        for line in serial.lines() {
+            let line = line.trim();
+            let context = |error: String| format!("{error} in {line:?}");
+            if let Some(rest) = line.strip_prefix("BENCH memcpy ") {
+                let fields = fields(rest);
+                results.memcpy_bytes = number(&fields, "bytes").map_err(context)?;
+                results.memcpy_instructions = number(&fields, "instructions").map_err(context)?;
+            } else if let Some(rest) = line.strip_prefix("BENCH syscall ") {
+                for (key, value) in fields(rest) {
+                    let value = value
+                        .parse()
+                        .map_err(|error| context(format!("{key}: {error}")))?;
+                    results.syscalls.insert(key.to_string(), value);
+                }
+            } else if let Some(rest) = line.strip_prefix("BENCH latency ") {
+                let fields = fields(rest);
+                results.latency.push(Latency {
+                    mechanism: fields.get("mechanism").unwrap_or(&"?").to_string(),
+                    size: number(&fields, "size").map_err(context)?,
+                    round_trips: number(&fields, "round_trips").map_err(context)?,
+                    instructions: number(&fields, "instructions").map_err(context)?,
+                });
+            } else if let Some(rest) = line.strip_prefix("EXPERIMENT ") {
+                let fields = fields(rest);
+                let copied = [
+                    "user_to_kernel",
+                    "kernel_to_user",
+                    "kernel_to_kernel",
+                    "user_to_user",
+                ]
+                .iter()
+                .map(|key| number(&fields, key))
+                .sum::<Result<u64, String>>()
+                .map_err(context)?;
+                results.transfers.push(Transfer {
+                    mechanism: fields.get("mechanism").unwrap_or(&"?").to_string(),
+                    bytes: number(&fields, "bytes").map_err(context)?,
+                    copied,
+                    instructions: number(&fields, "tsc").map_err(context)?,
+                    syscalls: number(&fields, "syscalls").map_err(context)?,
+                    context_switches: number(&fields, "context_switches").map_err(context)?,
+                    verified: fields.get("verified") == Some(&"yes"),
+                });
+            }
+        }
+        if results.memcpy_instructions == 0 {
+            return Err("no `BENCH memcpy` line: the benchmark did not run".into());
+        }
+        Ok(results)
+    }
+
+    /// Guest instructions per KiB of memcpy.
+    pub fn memcpy_per_kib(&self) -> f64 {
+        self.memcpy_instructions as f64 / (self.memcpy_bytes as f64 / 1024.0)
+    }
+
+    /// A mechanism's copy limit in instructions per KiB: memcpy cost times
+    /// copies per byte (0 for a mechanism that copies nothing).
+    pub fn limit_per_kib(&self, transfer: &Transfer) -> f64 {
+        self.memcpy_per_kib() * transfer.copies_per_byte()
+    }
+
+    /// How close a copy-based transfer comes to its limit (1.0 = at the
+    /// limit); `None` for a mechanism that copies nothing.
+    pub fn ratio_to_limit(&self, transfer: &Transfer) -> Option<f64> {
+        (transfer.copied > 0)
+            .then(|| self.limit_per_kib(transfer) / transfer.instructions_per_kib())
+    }
+
+    /// For zero-copy transfers: cost relative to copying the bytes once.
+    pub fn relative_to_one_copy(&self, transfer: &Transfer) -> f64 {
+        transfer.instructions_per_kib() / self.memcpy_per_kib()
+    }
+
+    /// The console table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "guest memcpy: {:.0} instructions per KiB ({} bytes in {} instructions)",
+            self.memcpy_per_kib(),
+            self.memcpy_bytes,
+            self.memcpy_instructions
+        );
+        if !self.syscalls.is_empty() {
+            let _ = write!(out, "per system call (mean of 1000):");
+            for (name, instructions) in &self.syscalls {
+                if name != "calls" {
+                    let _ = write!(out, " {name} {}", instructions / 1000);
+                }
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(
+            out,
+            "\nround trip, guest instructions per message there and back:"
+        );
+        let sizes: Vec<u64> = {
+            let mut sizes: Vec<u64> = self.latency.iter().map(|l| l.size).collect();
+            sizes.sort_unstable();
+            sizes.dedup();
+            sizes
+        };
+        let _ = write!(out, "  {:<15}", "mechanism");
+        for size in &sizes {
+            let _ = write!(out, " {:>9}", format!("{size} B"));
+        }
+        let _ = writeln!(out);
+        for mechanism in MECHANISMS {
+            let row: Vec<&Latency> = self
+                .latency
+                .iter()
+                .filter(|l| l.mechanism == mechanism)
+                .collect();
+            if row.is_empty() {
+                continue;
+            }
+            let _ = write!(out, "  {mechanism:<15}");
+            for size in &sizes {
+                match row.iter().find(|l| l.size == *size) {
+                    Some(latency) => {
+                        let _ = write!(out, " {:>9.0}", latency.per_round_trip());
+                    }
+                    None => {
+                        let _ = write!(out, " {:>9}", "-");
+                    }
+                }
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(
+            out,
+            "\nfile transfer, guest instructions per KiB (copies per byte; share of the copy limit):"
+        );
+        let mut sizes: Vec<u64> = self.transfers.iter().map(|t| t.bytes).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let _ = write!(out, "  {:<15}", "mechanism");
+        for size in &sizes {
+            let _ = write!(out, " {:>18}", human(*size));
+        }
+        let _ = writeln!(out);
+        for mechanism in MECHANISMS {
+            let row: Vec<&Transfer> = self
+                .transfers
+                .iter()
+                .filter(|t| t.mechanism == mechanism)
+                .collect();
+            if row.is_empty() {
+                continue;
+            }
+            let _ = write!(out, "  {mechanism:<15}");
+            for size in &sizes {
+                let cell = match row.iter().find(|t| t.bytes == *size) {
+                    Some(transfer) => match self.ratio_to_limit(transfer) {
+                        Some(ratio) => format!(
+                            "{:.0} ({:.0}; {:.0}%)",
+                            transfer.instructions_per_kib(),
+                            transfer.copies_per_byte(),
+                            ratio * 100.0
+                        ),
+                        None => format!(
+                            "{:.0} (0; {:.2}x1)",
+                            transfer.instructions_per_kib(),
+                            self.relative_to_one_copy(transfer)
+                        ),
+                    },
+                    None => "-".to_string(),
+                };
+                let _ = write!(out, " {cell:>18}");
+            }
+            let _ = writeln!(out);
+        }
+        let unverified: Vec<String> = self
+            .transfers
+            .iter()
+            .filter(|t| !t.verified)
+            .map(|t| format!("{} at {}", t.mechanism, human(t.bytes)))
+            .collect();
+        if unverified.is_empty() {
+            let _ = writeln!(
+                out,
+                "  every output file matched its input (kernel checksum)"
+            );
+        } else {
+            let _ = writeln!(out, "  NOT VERIFIED: {}", unverified.join(", "));
+        }
+        let _ = writeln!(
+            out,
+            "  (0; Nx1) = a zero-copy transfer costing N times one memcpy of the same bytes"
+        );
+        out
+    }
+
+    /// The results as JSON.
+    pub fn json(&self) -> String {
+        let mut out = String::from("{\n");
+        let _ = writeln!(
+            out,
+            "  \"unit\": \"guest instructions (QEMU -icount shift=0)\","
+        );
+        let _ = writeln!(
+            out,
+            "  \"memcpy\": {{\"bytes\": {}, \"instructions\": {}, \"instructions_per_kib\": {:.2}}},",
+            self.memcpy_bytes,
+            self.memcpy_instructions,
+            self.memcpy_per_kib()
+        );
+        let calls: Vec<String> = self
+            .syscalls
+            .iter()
+            .map(|(name, value)| format!("\"{name}\": {value}"))
+            .collect();
+        let _ = writeln!(out, "  \"syscalls_per_1000\": {{{}}},", calls.join(", "));
+        let latency: Vec<String> = self
+            .latency
+            .iter()
+            .map(|l| {
+                format!(
+                    "    {{\"mechanism\": \"{}\", \"size\": {}, \"round_trips\": {}, \"instructions\": {}, \"per_round_trip\": {:.1}}}",
+                    l.mechanism,
+                    l.size,
+                    l.round_trips,
+                    l.instructions,
+                    l.per_round_trip()
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "  \"latency\": [\n{}\n  ],", latency.join(",\n"));
+        let transfers: Vec<String> = self
+            .transfers
+            .iter()
+            .map(|t| {
+                let ratio = self
+                    .ratio_to_limit(t)
+                    .map_or("null".to_string(), |ratio| format!("{ratio:.4}"));
+                format!(
+                    "    {{\"mechanism\": \"{}\", \"bytes\": {}, \"copied_bytes\": {}, \"copies_per_byte\": {:.4}, \"instructions\": {}, \"instructions_per_kib\": {:.1}, \"limit_instructions_per_kib\": {:.1}, \"ratio_to_limit\": {ratio}, \"relative_to_one_copy\": {:.4}, \"syscalls\": {}, \"context_switches\": {}, \"verified\": {}}}",
+                    t.mechanism,
+                    t.bytes,
+                    t.copied,
+                    t.copies_per_byte(),
+                    t.instructions,
+                    t.instructions_per_kib(),
+                    self.limit_per_kib(t),
+                    self.relative_to_one_copy(t),
+                    t.syscalls,
+                    t.context_switches,
+                    t.verified
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "  \"transfers\": [\n{}\n  ]", transfers.join(",\n"));
+        out.push_str("}\n");
+        out
+    }
+
+    /// Throughput against transfer size, one line per mechanism, with the
+    /// copy limits (memcpy throughput / copies per byte) as dashed lines.
+    pub fn svg(&self) -> String {
+        const WIDTH: f64 = 760.0;
+        const HEIGHT: f64 = 440.0;
+        const LEFT: f64 = 70.0;
+        const RIGHT: f64 = 170.0;
+        const TOP: f64 = 40.0;
+        const BOTTOM: f64 = 60.0;
+        const COLORS: [&str; 7] = [
+            "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+        ];
+        // Throughput in KiB per million guest instructions.
+        let throughput = |t: &Transfer| 1_000_000.0 / t.instructions_per_kib().max(1.0);
+        let memcpy = 1_000_000.0 / self.memcpy_per_kib().max(1.0);
+        let mut sizes: Vec<u64> = self.transfers.iter().map(|t| t.bytes).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let (low, high) = match (sizes.first(), sizes.last()) {
+            (Some(&low), Some(&high)) if high > low => ((low as f64).log2(), (high as f64).log2()),
+            _ => (0.0, 1.0),
+        };
+        let peak = self
+            .transfers
+            .iter()
+            .map(throughput)
+            .fold(memcpy / 2.0, f64::max)
+            * 1.1;
+        let x = |bytes: u64| {
+            LEFT + ((bytes as f64).log2() - low) / (high - low) * (WIDTH - LEFT - RIGHT)
+        };
+        let y = |value: f64| HEIGHT - BOTTOM - value / peak * (HEIGHT - TOP - BOTTOM);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" font-family=\"sans-serif\" font-size=\"12\">"
+        );
+        let _ = writeln!(out, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+        let _ = writeln!(
+            out,
+            "<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">kipc file transfer: throughput vs size (higher is better)</text>",
+            (WIDTH - RIGHT + LEFT) / 2.0
+        );
+        // Axes.
+        let _ = writeln!(
+            out,
+            "<line x1=\"{LEFT}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>",
+            HEIGHT - BOTTOM,
+            WIDTH - RIGHT,
+            HEIGHT - BOTTOM
+        );
+        let _ = writeln!(
+            out,
+            "<line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{}\" stroke=\"black\"/>",
+            HEIGHT - BOTTOM
+        );
+        for &size in &sizes {
+            let _ = writeln!(
+                out,
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                x(size),
+                HEIGHT - BOTTOM + 18.0,
+                human(size)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">transfer size (log scale)</text>",
+            (WIDTH - RIGHT + LEFT) / 2.0,
+            HEIGHT - 15.0
+        );
+        for step in 0..=5 {
+            let value = peak * f64::from(step) / 5.0;
+            let _ = writeln!(
+                out,
+                "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}</text>",
+                LEFT - 6.0,
+                y(value) + 4.0,
+                value
+            );
+        }
+        let _ = writeln!(
+            out,
+            "<text transform=\"translate(18 {}) rotate(-90)\" text-anchor=\"middle\">KiB per million guest instructions</text>",
+            (HEIGHT - BOTTOM + TOP) / 2.0
+        );
+        // Copy limits.
+        for copies in [4.0, 3.0, 2.0] {
+            let value = memcpy / copies;
+            let _ = writeln!(
+                out,
+                "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"gray\" stroke-dasharray=\"5,4\"/><text x=\"{2}\" y=\"{3:.1}\" fill=\"gray\">limit, {copies} copies</text>",
+                y(value),
+                WIDTH - RIGHT,
+                WIDTH - RIGHT + 6.0,
+                y(value) + 4.0
+            );
+        }
+        for (index, mechanism) in MECHANISMS.iter().enumerate() {
+            let mut points: Vec<&Transfer> = self
+                .transfers
+                .iter()
+                .filter(|t| t.mechanism == *mechanism)
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            points.sort_by_key(|t| t.bytes);
+            let path: Vec<String> = points
+                .iter()
+                .map(|t| format!("{:.1},{:.1}", x(t.bytes), y(throughput(t))))
+                .collect();
+            let color = COLORS[index % COLORS.len()];
+            let _ = writeln!(
+                out,
+                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+                path.join(" ")
+            );
+            let legend_y = TOP + 20.0 + index as f64 * 18.0;
+            let _ = writeln!(
+                out,
+                "<line x1=\"{0}\" y1=\"{legend_y}\" x2=\"{1}\" y2=\"{legend_y}\" stroke=\"{color}\" stroke-width=\"3\"/><text x=\"{2}\" y=\"{3}\">{mechanism}</text>",
+                WIDTH - RIGHT + 110.0,
+                WIDTH - RIGHT + 130.0,
+                WIDTH - RIGHT + 134.0,
+                legend_y + 4.0
+            );
+        }
+        out.push_str("</svg>\n");
+        out
+    }
+}
+
+/// 4096 -> "4 KiB", 1048576 -> "1 MiB".
+pub fn human(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "\
+BENCH memcpy bytes=8388608 instructions=1048576
+BENCH syscall calls=1000 null=129000 pipe_pairs=1366000
+BENCH latency mechanism=pipe size=64 round_trips=200 instructions=900000
+EXPERIMENT mechanism=pipe bytes=1048576 user_to_kernel=2097152 kernel_to_user=2097152 kernel_to_kernel=0 user_to_user=0 copy_operations=1024 pages_mapped=0 pages_loaned=0 syscalls=1163 context_switches=129 tsc=1024000 verified=yes
+EXPERIMENT mechanism=loan bytes=4194304 user_to_kernel=0 kernel_to_user=0 kernel_to_kernel=0 user_to_user=0 copy_operations=0 pages_mapped=2048 pages_loaned=1024 syscalls=157 context_switches=5 tsc=512000 verified=no
+";
+
+    #[test]
+    fn parses_every_kind_of_line() {
+        let results = Results::parse(LOG).unwrap();
+        assert_eq!(results.memcpy_per_kib(), 128.0);
+        assert_eq!(results.syscalls["null"], 129000);
+        assert_eq!(results.latency[0].per_round_trip(), 4500.0);
+        assert_eq!(results.transfers.len(), 2);
+        assert!(results.transfers[0].verified && !results.transfers[1].verified);
+    }
+
+    #[test]
+    fn ledger_arithmetic() {
+        let results = Results::parse(LOG).unwrap();
+        let pipe = &results.transfers[0];
+        // 4 MiB copied for a 1 MiB file: four copies per byte.
+        assert_eq!(pipe.copies_per_byte(), 4.0);
+        assert_eq!(pipe.instructions_per_kib(), 1000.0);
+        // Limit: 4 copies x 128 instructions per KiB = 512; 512 / 1000.
+        assert_eq!(results.limit_per_kib(pipe), 512.0);
+        assert_eq!(results.ratio_to_limit(pipe), Some(0.512));
+        let loan = &results.transfers[1];
+        assert_eq!(loan.copies_per_byte(), 0.0);
+        assert_eq!(results.ratio_to_limit(loan), None);
+        // 512000 instructions for 4096 KiB = 125 per KiB, vs 128 for one copy.
+        assert!((results.relative_to_one_copy(loan) - 125.0 / 128.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn missing_benchmark_is_an_error() {
+        assert!(Results::parse("KIPC-RESULT: PASS bench\n").is_err());
+        assert!(Results::parse("BENCH memcpy bytes=x instructions=1\n").is_err());
+    }
+
+    #[test]
+    fn outputs_mention_every_measured_mechanism() {
+        let results = Results::parse(LOG).unwrap();
+        let json = results.json();
+        assert!(
+            json.contains("\"ratio_to_limit\": 0.5120")
+                && json.contains("\"ratio_to_limit\": null")
+        );
+        let svg = results.svg();
+        assert!(
+            svg.starts_with("<svg")
+                && svg.contains(">pipe</text>")
+                && svg.contains("limit, 4 copies")
+        );
+        let table = results.table();
+        assert!(table.contains("NOT VERIFIED: loan at 4 MiB"), "{table}");
+    }
+}
