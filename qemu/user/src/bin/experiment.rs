@@ -7,7 +7,8 @@
 //! the ledger and the kernel's counters, and have the kernel checksum the
 //! output file against the input. Then print one table.
 //!
-//! Command line (the kernel passes its own): `size_kib=N` (default 1024),
+//! Command line (the kernel passes its own): `size_kib=N` (default 1024) or
+//! `size_bytes=N`,
 //! `only=MECHANISM`, `icount=1` (set by the runner when QEMU counts
 //! instructions, so the time-stamp counter is a guest-instruction count).
 
@@ -59,13 +60,13 @@ fn main(start: kipc_user::Start) -> u32 {
     let size_kib: u64 = argument(start.argument, "size_kib")
         .and_then(|value| value.parse().ok())
         .unwrap_or(1024);
+    let size: u64 = argument(start.argument, "size_bytes")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(size_kib * 1024);
     let only = argument(start.argument, "only");
     let icount = argument(start.argument, "icount") == Some("1");
-    let size = size_kib * 1024;
     let input_sum = file::generate("input", size, 0x6b69_7063).expect("generate input");
-    println!(
-        "experiment: moving a {size_kib} KiB file from a server to a client, once per mechanism"
-    );
+    println!("experiment: moving a {size}-byte file from a server to a client, once per mechanism");
     let mut rows: heapless::Vec<Row, 8> = heapless::Vec::new();
     for mechanism in MECHANISMS {
         if only.is_some_and(|wanted| wanted != mechanism) {
