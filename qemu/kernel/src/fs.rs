@@ -358,9 +358,12 @@ impl FileSystem {
         length: u64,
     ) -> Result<(), Error> {
         let file = self.file(open)?;
+        // `pages` and `length` come from user space: bound them before any
+        // arithmetic.
         if !file.size.is_multiple_of(FRAME_SIZE)
             || !address.is_multiple_of(FRAME_SIZE)
             || pages == 0
+            || pages > kipc::REGION_PAGES_MAX
             || length > pages as u64 * FRAME_SIZE
             || length + FRAME_SIZE <= pages as u64 * FRAME_SIZE
         {

@@ -482,8 +482,17 @@ pub fn exit(system: &mut System, id: ProcessId, code: u32) {
     if processes.current == Some(id.slot()) {
         processes.current = None;
     }
+    // The dying space must not be active while its tables are freed; if
+    // another process is running (a parent killing a child), it continues
+    // on its own tables.
     address_space::activate_kernel();
     process.space.destroy();
+    if let Some(running) = processes
+        .current
+        .and_then(|slot| processes.table[slot].as_ref())
+    {
+        running.space.activate();
+    }
     // Orphans: children of the dead process lose their parent.
     for slot in processes.table.iter_mut().flatten() {
         if slot.parent == Some(id) {

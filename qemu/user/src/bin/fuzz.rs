@@ -1259,8 +1259,7 @@ impl Fuzzer {
                 a[0] = self.file_descriptor();
                 a[1] = {
                     let extra = self.random.below(8);
-                    self.random
-                        .pick(&[0, 4096, 1, u64::MAX & !0xfff, extra * PAGE])
+                    self.random.pick(&[0, 4096, 1, !0xfff, extra * PAGE])
                 };
                 a[2] = self.random.pick(&[0, 1, 2, 65, u64::MAX]);
             }
@@ -1408,11 +1407,11 @@ impl Fuzzer {
                     self.add(r8 as u32, Kind::Reply, all);
                 }
             }
-            number::REGION_MAP if self.mapping_count < self.mappings.len() => {
-                if value != self.counters {
-                    self.mappings[self.mapping_count] = value;
-                    self.mapping_count += 1;
-                }
+            number::REGION_MAP
+                if self.mapping_count < self.mappings.len() && value != self.counters =>
+            {
+                self.mappings[self.mapping_count] = value;
+                self.mapping_count += 1;
             }
             number::REGION_UNMAP => {
                 if let Some(index) = self.mappings[..self.mapping_count]

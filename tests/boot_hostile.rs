@@ -1,0 +1,127 @@
+//! Hostile user space under QEMU: the system-call fuzzer (`fuzz`, two fixed
+//! seeds, a bounded number of calls, workers killed at random moments) and
+//! fault injection with a rights sample and exhaustion (`chaos`). Each must
+//! end with the kernel's verdict PASS: no panic or kernel fault, every
+//! answer a defined error or a success, and no leak.
+//!
+//! A longer fuzz run is a command (see README): `cargo run --release --
+//! fuzz --append "seed=1 calls=1000000" --timeout 0`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kipc_qemu::{Artifacts, BuildOutput, Profile, RunOptions, RunReport};
+
+fn artifacts() -> &'static Artifacts {
+    static BUILT: OnceLock<Artifacts> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        kipc_qemu::build(Profile::Debug, BuildOutput::Capture)
+            .unwrap_or_else(|error| panic!("kernel build failed: {error}"))
+    })
+}
+
+/// Boots `scenario` with extra command-line words and requires a pass.
+fn expect_pass(scenario: &str, words: &[&str]) -> RunReport {
+    let mut options = RunOptions::scenario(scenario);
+    options.timeout = Some(Duration::from_secs(120));
+    options
+        .append
+        .extend(words.iter().map(|word| word.to_string()));
+    let report = kipc_qemu::run(artifacts(), &options)
+        .unwrap_or_else(|error| panic!("could not boot: {error}"));
+    eprintln!(
+        "scenario {scenario} {words:?}: {:?} in {:.2} s",
+        report.verdict,
+        report.duration.as_secs_f64()
+    );
+    assert!(
+        report.passed(),
+        "scenario {scenario} {words:?} failed: {:?}\n--- serial log ---\n{}\n--- QEMU stderr ---\n{}",
+        report.verdict,
+        report.serial,
+        report.qemu_stderr
+    );
+    report
+}
+
+fn fuzz(seed: u64, calls: u64) {
+    let seed_word = format!("seed={seed}");
+    let calls_word = format!("calls={calls}");
+    let report = expect_pass("fuzz", &[&seed_word, &calls_word]);
+    let serial = &report.serial;
+    assert!(
+        serial.contains(&format!("fuzz: seed {seed}, {calls} calls, 3 workers")),
+        "{serial}"
+    );
+    let clean = format!("fuzz: {calls} calls ran clean (");
+    let line = serial
+        .lines()
+        .find(|line| line.starts_with(&clean))
+        .unwrap_or_else(|| panic!("no {clean:?} line:\n{serial}"));
+    let killed: u64 = line
+        .split('(')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no kill count in {line:?}"));
+    assert!(
+        serial.matches("(fuzz) killed by its parent").count() as u64 >= killed,
+        "{serial}"
+    );
+    assert!(serial.contains("kernel: no leaks"), "{serial}");
+    assert!(!serial.contains("CHECK FAILED"), "{serial}");
+}
+
+#[test]
+fn fuzzer_first_seed_runs_clean() {
+    fuzz(7, 3000);
+}
+
+#[test]
+fn fuzzer_second_seed_runs_clean() {
+    fuzz(20_240_611, 3000);
+}
+
+#[test]
+fn fault_injection_rights_and_exhaustion() {
+    let report = expect_pass("chaos", &["seed=11"]);
+    let serial = &report.serial;
+    for line in [
+        "chaos: seed 11",
+        "chaos: mailbox call: the caller got PeerClosed when the server died",
+        "chaos: pipe: writer killed -> data intact then end of file; reader killed -> BrokenPipe",
+        "chaos: queue: receiver got each message once, in order, then TimedOut",
+        "chaos: region: survives a killed mapper",
+        "chaos: page loan: ",
+        "read-only mapping writer killed, region intact",
+        "-> OutOfHandles; works again after a close",
+        "object table full at 16 mailboxes -> OutOfObjects",
+        "queue full -> WouldBlock, pipe full at 16384 bytes -> WouldBlock",
+        "chaos: all transfers, rights and exhaustion checks passed",
+        "kernel: no leaks",
+    ] {
+        assert!(serial.contains(line), "missing {line:?}:\n{serial}");
+    }
+}
+
+#[test]
+fn killing_a_child_leaves_the_parent_running() {
+    let report = expect_pass("hostile-kill", &[]);
+    assert!(
+        report
+            .serial
+            .contains("hostile-kill: the parent survived killing its child"),
+        "{}",
+        report.serial
+    );
+}
+
+#[test]
+fn mailbox_handle_cycles_do_not_outlive_their_process() {
+    let report = expect_pass("hostile-cycle", &[]);
+    assert!(
+        report.serial.contains("hostile-cycle: move-self: no leak"),
+        "{}",
+        report.serial
+    );
+}
