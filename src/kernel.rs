@@ -216,6 +216,9 @@ impl<
         let slot = self.process_mut(process)?;
         slot.live = false;
         slot.wait = None;
+        // Receive handles that only this process held may now be reachable from no
+        // process at all, except through messages: collect such mailboxes.
+        self.collect_unreceivable_mailboxes(host);
         Ok(())
     }
 
@@ -280,6 +283,12 @@ impl<
     ) -> Result<(), Error> {
         let capability = self.process_mut(caller)?.handles.remove(handle)?;
         self.release(capability, host);
+        if matches!(capability.object, ObjectRef::Mailbox(_))
+            && capability.rights.contains(Rights::READ)
+        {
+            // The last receive handle outside messages may just have gone.
+            self.collect_unreceivable_mailboxes(host);
+        }
         Ok(())
     }
 
@@ -530,6 +539,10 @@ impl<
             return Err(Error::InvalidArgument);
         }
         let mut capabilities = heapless::Vec::new();
+        if handles.is_empty() {
+            // The common case: nothing to look up.
+            return Ok(capabilities);
+        }
         for (i, handle) in handles.iter().enumerate() {
             if handles[..i].contains(handle) {
                 return Err(Error::InvalidArgument);
@@ -644,12 +657,22 @@ impl<
             sequence,
         });
         let slot = caller.slot() as u16;
-        if let Some(index) = self.waiting.iter().position(|&waiting| waiting == slot) {
-            self.waiting.remove(index);
-        }
+        self.forget_waiting(slot);
         // Each slot appears at most once, so there is always room.
         let _ = self.waiting.push(slot);
         Ok(())
+    }
+
+    /// Drops `slot` from the blocking order, keeping the others in order.
+    fn forget_waiting(&mut self, slot: u16) {
+        if let Some(index) = self.waiting.iter().position(|&waiting| waiting == slot) {
+            // Shift by hand: the list is a few entries long, and `remove`'s
+            // memmove call costs more than the shift.
+            for next in index + 1..self.waiting.len() {
+                self.waiting[next - 1] = self.waiting[next];
+            }
+            self.waiting.pop();
+        }
     }
 
     /// The longest-waiting process whose wait matches.
@@ -675,10 +698,7 @@ impl<
         if let Ok(p) = self.process_mut(process)
             && p.wait.take().is_some()
         {
-            let slot = process.slot() as u16;
-            if let Some(index) = self.waiting.iter().position(|&waiting| waiting == slot) {
-                self.waiting.remove(index);
-            }
+            self.forget_waiting(process.slot() as u16);
             wake.wake(process, wakeup);
         }
     }

@@ -33,9 +33,11 @@
 //!
 //! When the last receiving handle closes, buffered messages are discarded (the handles
 //! inside them are closed, never leaked) and blocked and later senders get
-//! [`Error::PeerClosed`]. In-flight handles count as handles: a mailbox's own receive
-//! handle sitting in its own queue keeps it open (as in Unix, such cycles are the
-//! program's business).
+//! [`Error::PeerClosed`]. In-flight handles count as handles while someone can still
+//! receive them; but a mailbox whose receive handles travel only inside messages nobody
+//! can receive (its own queue, or a loop of mailboxes) is unreachable, and its messages are
+//! discarded when that happens (see `collect_unreceivable_mailboxes`), so a cycle can
+//! never outlive the processes that built it.
 
 use crate::accounting::Mechanism;
 use crate::error::Error;
@@ -221,7 +223,7 @@ impl<
         let ObjectRef::Mailbox(key) = capability.object else {
             return Err(Error::WrongObjectKind);
         };
-        self.deliver(
+        let outcome = self.deliver(
             caller,
             key,
             capability.badge,
@@ -230,7 +232,12 @@ impl<
             None,
             blocking,
             host,
-        )
+        );
+        if !handles.is_empty() {
+            // A receive handle may have left the last table that held it.
+            self.collect_unreceivable_mailboxes(host);
+        }
+        outcome
     }
 
     /// Receives the oldest message into `buffer` and its handles into the caller's table.
@@ -289,7 +296,13 @@ impl<
             .get_mut(key)
             .and_then(|m| m.pop_front())
             .ok_or(Error::PeerClosed)?;
-        let received = self.hand_over(caller, envelope);
+        let received = self.hand_over(
+            caller,
+            envelope.length,
+            envelope.badge,
+            &envelope.capabilities,
+            envelope.reply,
+        );
         // A slot is free: blocked senders may try again.
         self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::MailboxSend(key));
         Ok(Outcome::Done(received))
@@ -331,6 +344,9 @@ impl<
             Outcome::Blocked => Ok(Outcome::Blocked),
             Outcome::Done(()) => {
                 self.next_token += 1;
+                if !handles.is_empty() {
+                    self.collect_unreceivable_mailboxes(host);
+                }
                 // The message is out; from now on only the reply wait (and its deadline)
                 // remains. A deadline that has already passed is reported by `expire`.
                 self.record_wait(
@@ -463,13 +479,7 @@ impl<
                     .is_ok();
             if copied {
                 self.take_transfers(caller, handles);
-                let envelope = Envelope {
-                    length: payload.len(),
-                    badge,
-                    capabilities,
-                    reply,
-                };
-                let received = self.hand_over(receiver, envelope);
+                let received = self.hand_over(receiver, payload.len(), badge, &capabilities, reply);
                 self.finish_wait(
                     receiver,
                     Wakeup::Completed(Completion::Received(received)),
@@ -511,9 +521,18 @@ impl<
     }
 
     /// Installs a delivered message's handles (and reply handle) in `receiver`'s table.
-    fn hand_over(&mut self, receiver: ProcessId, envelope: Envelope) -> Received {
-        let handles = self.install_transfers(receiver, &envelope.capabilities);
-        let reply = envelope.reply.and_then(|(client, token)| {
+    /// (Takes the envelope's parts by reference: moving a whole envelope costs a copy of
+    /// its capability array on every message.)
+    fn hand_over(
+        &mut self,
+        receiver: ProcessId,
+        length: usize,
+        badge: u64,
+        capabilities: &[Capability],
+        reply: Option<(ProcessId, u64)>,
+    ) -> Received {
+        let handles = self.install_transfers(receiver, capabilities);
+        let reply = reply.and_then(|(client, token)| {
             let capability = Capability {
                 object: ObjectRef::Reply {
                     caller: client,
@@ -525,8 +544,8 @@ impl<
             self.install_moved(receiver, capability).ok()
         });
         Received {
-            length: envelope.length,
-            badge: envelope.badge,
+            length,
+            badge,
             handles,
             reply,
         }
@@ -594,6 +613,71 @@ impl<
             .is_some_and(|w| matches!(w.on, WaitOn::Reply { token: t, .. } if t == token));
         if waiting {
             self.finish_wait(client, Wakeup::Failed(Error::PeerClosed), host);
+        }
+    }
+
+    /// Discards the messages of every mailbox nobody can ever receive from again.
+    ///
+    /// A receive handle can travel inside a message. If the only receive handles of a
+    /// mailbox sit in messages of mailboxes that are themselves unreachable — the simplest
+    /// case is a mailbox whose only receive handle was sent into its own queue — reference
+    /// counts never reach zero and the cycle would outlive every process, holding its
+    /// mailboxes and whatever its messages carry. So, as a tracing collector would: a
+    /// mailbox is *receivable* if a live process's table holds a receive handle to it, or if
+    /// such a handle travels in a message of a receivable mailbox. Every other mailbox's
+    /// messages are discarded (their handles closed), which breaks the cycle and lets the
+    /// usual reference counting free what it held.
+    ///
+    /// Cheap when no handle is in flight; otherwise bounded by the table sizes.
+    pub(crate) fn collect_unreceivable_mailboxes<H: Host>(&mut self, host: &mut H) {
+        let in_flight = self
+            .mailboxes
+            .iter_live()
+            .any(|(_, mailbox)| mailbox.handles_in_flight() > 0);
+        if !in_flight {
+            return;
+        }
+        let mut receivable = [false; OBJECTS];
+        let mut pending: heapless::Vec<Key, OBJECTS> = heapless::Vec::new();
+        let receive_key = |capability: &Capability| match capability.object {
+            ObjectRef::Mailbox(key) if capability.rights.contains(Rights::READ) => Some(key),
+            _ => None,
+        };
+        for process in self.processes.iter().filter(|process| process.live) {
+            for (_, capability) in process.handles.iter() {
+                if let Some(key) = receive_key(capability)
+                    && !receivable[usize::from(key.index)]
+                {
+                    receivable[usize::from(key.index)] = true;
+                    let _ = pending.push(key);
+                }
+            }
+        }
+        while let Some(key) = pending.pop() {
+            let Some(mailbox) = self.mailboxes.get(key) else {
+                continue;
+            };
+            for offset in 0..mailbox.count {
+                let message = &mailbox.messages[(mailbox.head + offset) % MAILBOX_DEPTH];
+                for capability in &message.capabilities {
+                    if let Some(inner) = receive_key(capability)
+                        && !receivable[usize::from(inner.index)]
+                    {
+                        receivable[usize::from(inner.index)] = true;
+                        let _ = pending.push(inner);
+                    }
+                }
+            }
+        }
+        let mut stranded: heapless::Vec<Key, OBJECTS> = heapless::Vec::new();
+        for (key, mailbox) in self.mailboxes.iter_live() {
+            if mailbox.count > 0 && !receivable[usize::from(key.index)] {
+                let _ = stranded.push(key);
+            }
+        }
+        for key in stranded {
+            self.discard_messages(key, host);
+            self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::MailboxSend(key));
         }
     }
 }
@@ -1216,5 +1300,165 @@ mod tests {
             ipc.mailbox_mint(server, b, Rights::WRITE, 8),
             Err(Error::PermissionDenied)
         );
+    }
+
+    #[test]
+    fn a_mailbox_whose_only_receive_handle_is_in_its_own_queue_is_collected() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let inbox = ipc.mailbox_create(a).unwrap();
+        let region = ipc.region_create(a, 1, &mut host).unwrap();
+        let send = ipc
+            .mailbox_mint(a, inbox, Rights::WRITE | Rights::TRANSFER, 0)
+            .unwrap();
+        // The region travels in the first message, the mailbox's only receive handle in
+        // the second: from then on only the mailbox itself could receive either.
+        let first = ipc.mailbox_send(
+            a,
+            send,
+            host.slice(0, 0),
+            &[region],
+            Blocking::NonBlocking,
+            &mut host,
+        );
+        assert_eq!(first, Ok(Outcome::Done(())));
+        assert_eq!(ipc.usage().regions, 1);
+        let second = ipc.mailbox_send(
+            a,
+            send,
+            host.slice(0, 0),
+            &[inbox],
+            Blocking::NonBlocking,
+            &mut host,
+        );
+        assert_eq!(second, Ok(Outcome::Done(())));
+        let usage = ipc.usage();
+        assert_eq!(
+            (usage.queued_messages, usage.regions, usage.frames_held),
+            (0, 0, 0),
+            "{usage:?}"
+        );
+        // Senders learn nobody will ever receive.
+        assert_eq!(
+            ipc.mailbox_send(
+                a,
+                send,
+                host.slice(0, 0),
+                &[],
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Err(Error::PeerClosed)
+        );
+        ipc.handle_close(a, send, &mut host).unwrap();
+        assert_eq!(ipc.usage().mailboxes, 0);
+    }
+
+    #[test]
+    fn a_loop_of_mailboxes_is_collected_when_its_last_outside_handle_closes() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let first = ipc.mailbox_create(a).unwrap();
+        let second = ipc.mailbox_create(a).unwrap();
+        // first's receive handle travels in second, second's in first.
+        let to_first = ipc
+            .mailbox_mint(a, first, Rights::WRITE | Rights::TRANSFER, 0)
+            .unwrap();
+        let to_second = ipc
+            .mailbox_mint(a, second, Rights::WRITE | Rights::TRANSFER, 0)
+            .unwrap();
+        assert_eq!(
+            ipc.mailbox_send(
+                a,
+                to_second,
+                host.slice(0, 0),
+                &[first],
+                Blocking::NonBlocking,
+                &mut host,
+            ),
+            Ok(Outcome::Done(()))
+        );
+        // Still receivable: `a` holds second's receive handle, which can fetch first's.
+        assert_eq!(ipc.usage().queued_messages, 1);
+        assert_eq!(
+            ipc.mailbox_send(
+                a,
+                to_first,
+                host.slice(0, 0),
+                &[second],
+                Blocking::NonBlocking,
+                &mut host,
+            ),
+            Ok(Outcome::Done(()))
+        );
+        let usage = ipc.usage();
+        assert_eq!(usage.queued_messages, 0, "{usage:?}");
+        ipc.process_exit(a, &mut host).unwrap();
+        assert_eq!(ipc.usage(), Usage::default());
+    }
+
+    #[test]
+    fn a_receive_handle_passed_on_stays_deliverable() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        // The server hands its receive handle to the client through a second mailbox the
+        // client can receive from: nothing may be discarded.
+        let courier = ipc.mailbox_create(client).unwrap();
+        let to_courier = ipc
+            .mailbox_mint(client, courier, Rights::WRITE | Rights::TRANSFER, 0)
+            .unwrap();
+        let server_to_courier = ipc
+            .handle_grant(client, to_courier, server, Rights::WRITE)
+            .unwrap();
+        assert_eq!(
+            ipc.mailbox_send(
+                client,
+                send,
+                host.slice(0, 0),
+                &[],
+                Blocking::NonBlocking,
+                &mut host,
+            ),
+            Ok(Outcome::Done(()))
+        );
+        assert_eq!(
+            ipc.mailbox_send(
+                server,
+                server_to_courier,
+                host.slice(0, 0),
+                &[inbox],
+                Blocking::NonBlocking,
+                &mut host,
+            ),
+            Ok(Outcome::Done(()))
+        );
+        assert_eq!(
+            ipc.usage().queued_messages,
+            2,
+            "both messages wait to be received"
+        );
+        let got = ipc
+            .mailbox_receive(
+                client,
+                courier,
+                host.slice(0, 0),
+                Blocking::NonBlocking,
+                &mut host,
+            )
+            .unwrap()
+            .done()
+            .unwrap();
+        let inbox_now = got.handles[0];
+        let message = ipc
+            .mailbox_receive(
+                client,
+                inbox_now,
+                host.slice(0, 0),
+                Blocking::NonBlocking,
+                &mut host,
+            )
+            .unwrap();
+        assert!(matches!(message, Outcome::Done(_)), "{message:?}");
     }
 }
