@@ -14,16 +14,15 @@
 //! image, stack, pages it was given for good): teardown frees those. Frames of
 //! shared regions are mapped without it; kipc returns them to the allocator.
 
+use core::cell::Cell;
+
 use x86_64::registers::control::{Cr3, Cr3Flags};
-use x86_64::structures::paging::mapper::{MapToError, UnmapError};
 use x86_64::structures::paging::page_table::PageTableEntry;
-use x86_64::structures::paging::{
-    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB,
-};
+use x86_64::structures::paging::{PageTable, PageTableFlags, PhysFrame};
 use x86_64::{PhysAddr, VirtAddr};
 
 use crate::elf::{self, USER_END};
-use crate::memory::{self, DIRECT_MAP_BASE, FRAME_SIZE, phys_to_virt};
+use crate::memory::{self, FRAME_SIZE, phys_to_virt};
 
 /// Page-table flag (an OS-available bit) marking frames this space owns.
 pub const OWNED: PageTableFlags = PageTableFlags::BIT_9;
@@ -103,10 +102,42 @@ fn table(physical: u64) -> &'static mut PageTable {
     unsafe { &mut *(phys_to_virt(physical) as *mut PageTable) }
 }
 
+/// Raw page-table entry bits used by the walks below (the x86_64 crate's
+/// checked wrappers cost several times more per level).
+const PRESENT: u64 = 1;
+const WRITABLE: u64 = 1 << 1;
+const USER: u64 = 1 << 2;
+const HUGE: u64 = 1 << 7;
+const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// The entry at `index` of the page table in frame `table`.
+fn entry_pointer(table: u64, index: u64) -> *mut u64 {
+    (phys_to_virt(table) + (index & 511) * 8) as *mut u64
+}
+
+/// Pages whose frames a checked copy remembers from its validating walk.
+const REMEMBERED_FRAMES: usize = 4;
+
+/// Index of the page holding `at` counted from the page holding `start`.
+fn page_index(start: u64, at: u64) -> usize {
+    ((at >> 12) - (start >> 12)) as usize
+}
+
+/// Flushes the TLB entry of one page.
+fn flush_page(address: u64) {
+    x86_64::instructions::tlb::flush(VirtAddr::new(address));
+}
+
 /// One process's page tables.
 pub struct AddressSpace {
     pml4: PhysFrame,
     owned_pages: usize,
+    /// The last leaf table reached: (2 MiB slot of the address + 1, table
+    /// frame, whether every upper level allows writing). Upper-level entries
+    /// of a space are only ever added to (never removed or narrowed until
+    /// `destroy`), so a remembered leaf table stays valid; consecutive pages
+    /// (loans, regions, copies) skip three levels of the walk.
+    leaf_cache: Cell<(u64, u64, bool)>,
 }
 
 impl AddressSpace {
@@ -121,6 +152,7 @@ impl AddressSpace {
         Ok(AddressSpace {
             pml4: PhysFrame::containing_address(frame),
             owned_pages: 0,
+            leaf_cache: Cell::new((0, 0, false)),
         })
     }
 
@@ -144,15 +176,64 @@ impl AddressSpace {
         }
     }
 
-    fn mapper(&mut self) -> OffsetPageTable<'static> {
-        // SAFETY: the PML4 is ours and reachable through the direct map; the
-        // mapper lives only for one operation under the kernel lock.
-        unsafe {
-            OffsetPageTable::new(
-                table(self.pml4.start_address().as_u64()),
-                VirtAddr::new(DIRECT_MAP_BASE),
-            )
+    /// The leaf page table covering user `address` and whether every upper
+    /// level allows writing, if every upper level is present, user-accessible
+    /// and not a huge page.
+    #[inline]
+    fn leaf_table(&self, address: u64) -> Option<(u64, bool)> {
+        let slot = (address >> 21) + 1;
+        let (cached_slot, table, writable) = self.leaf_cache.get();
+        if cached_slot == slot {
+            return Some((table, writable));
         }
+        let mut physical = self.pml4.start_address().as_u64();
+        let mut writable = WRITABLE;
+        for shift in [39u32, 30, 21] {
+            // SAFETY: `physical` is a page-table frame of this space (the
+            // PML4, or an address taken from a present entry), inside the
+            // direct map; an aligned u64 read of one entry.
+            let entry = unsafe { entry_pointer(physical, address >> shift).read() };
+            if entry & (PRESENT | USER) != PRESENT | USER || entry & HUGE != 0 {
+                return None;
+            }
+            writable &= entry;
+            physical = entry & ADDRESS_MASK;
+        }
+        self.leaf_cache.set((slot, physical, writable != 0));
+        Some((physical, writable != 0))
+    }
+
+    /// Like [`AddressSpace::leaf_table`], creating missing tables (and
+    /// widening existing upper entries to present, writable, user), as the
+    /// x86_64 crate's `map_to_with_table_flags` does.
+    fn leaf_table_or_create(&mut self, address: u64) -> Result<u64, MapError> {
+        const PARENTS: u64 = PRESENT | WRITABLE | USER;
+        if let Some((table, true)) = self.leaf_table(address) {
+            return Ok(table);
+        }
+        let mut physical = self.pml4.start_address().as_u64();
+        for shift in [39u32, 30, 21] {
+            let pointer = entry_pointer(physical, address >> shift);
+            // SAFETY: as in `leaf_table`; we hold the kernel lock, so nobody
+            // else edits this table.
+            let mut entry = unsafe { pointer.read() };
+            if entry == 0 {
+                let table = memory::allocate_frame().ok_or(MapError::OutOfFrames)?;
+                entry = table.as_u64() | PARENTS;
+                // SAFETY: as above; the new table is zeroed and ours.
+                unsafe { pointer.write(entry) };
+            } else if entry & PARENTS != PARENTS {
+                entry |= PARENTS;
+                // SAFETY: as above.
+                unsafe { pointer.write(entry) };
+            }
+            if entry & HUGE != 0 {
+                return Err(MapError::AlreadyMapped);
+            }
+            physical = entry & ADDRESS_MASK;
+        }
+        self.leaf_cache.set(((address >> 21) + 1, physical, true));
+        Ok(physical)
     }
 
     /// Maps `frame` at user page `address`. `owned` frames are freed when the
@@ -164,7 +245,7 @@ impl AddressSpace {
         access: UserAccess,
         owned: bool,
     ) -> Result<(), MapError> {
-        if address % FRAME_SIZE != 0 || address >= USER_END {
+        if !address.is_multiple_of(FRAME_SIZE) || address >= USER_END {
             return Err(MapError::BadAddress);
         }
         let mut flags = PageTableFlags::PRESENT | PageTableFlags::USER_ACCESSIBLE;
@@ -177,54 +258,46 @@ impl AddressSpace {
         if owned {
             flags |= OWNED;
         }
-        let parents =
-            PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::USER_ACCESSIBLE;
-        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(address));
-        let frame = PhysFrame::containing_address(frame);
-        // SAFETY: the page is in the user half of this space, so the mapping
-        // cannot alias kernel memory; what the frame holds is the caller's
-        // business (it gave us the frame for exactly this purpose).
-        let result = unsafe {
-            self.mapper().map_to_with_table_flags(
-                page,
-                frame,
-                flags,
-                parents,
-                &mut memory::KernelFrameAllocator,
-            )
-        };
-        match result {
-            Ok(flush) => {
-                flush.flush();
-                if owned {
-                    self.owned_pages += 1;
-                }
-                Ok(())
+        let table = self.leaf_table_or_create(address)?;
+        let pointer = entry_pointer(table, address >> 12);
+        // SAFETY: a leaf entry of this space's user half (so the mapping
+        // cannot alias kernel memory), under the kernel lock; what the frame
+        // holds is the caller's business (it gave us the frame for exactly
+        // this purpose).
+        unsafe {
+            if pointer.read() != 0 {
+                return Err(MapError::AlreadyMapped);
             }
-            Err(MapToError::FrameAllocationFailed) => Err(MapError::OutOfFrames),
-            Err(_) => Err(MapError::AlreadyMapped),
+            pointer.write((frame.as_u64() & ADDRESS_MASK) | flags.bits());
         }
+        flush_page(address);
+        if owned {
+            self.owned_pages += 1;
+        }
+        Ok(())
     }
 
     /// Unmaps the user page at `address`, returning its frame and whether the
     /// space owned it. The frame is not freed.
     pub fn unmap(&mut self, address: u64) -> Option<(PhysAddr, bool)> {
-        if address % FRAME_SIZE != 0 || address >= USER_END {
+        if !address.is_multiple_of(FRAME_SIZE) || address >= USER_END {
             return None;
         }
-        let (_, flags) = self.translate(address)?;
-        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(address));
-        match self.mapper().unmap(page) {
-            Ok((frame, flush)) => {
-                flush.flush();
-                let owned = flags.contains(OWNED);
-                if owned {
-                    self.owned_pages -= 1;
-                }
-                Some((frame.start_address(), owned))
-            }
-            Err(UnmapError::PageNotMapped) | Err(_) => None,
+        let (table, _) = self.leaf_table(address)?;
+        let pointer = entry_pointer(table, address >> 12);
+        // SAFETY: a leaf entry of this space's user half, under the kernel lock.
+        let entry = unsafe { pointer.read() };
+        if entry & (PRESENT | USER) != PRESENT | USER {
+            return None;
         }
+        // SAFETY: as above.
+        unsafe { pointer.write(0) };
+        flush_page(address);
+        let owned = entry & OWNED.bits() != 0;
+        if owned {
+            self.owned_pages -= 1;
+        }
+        Some((PhysAddr::new(entry & ADDRESS_MASK), owned))
     }
 
     /// The frame and flags of the user page containing `address`, if present.
@@ -243,29 +316,21 @@ impl AddressSpace {
     /// level, leaf entry).
     #[inline]
     fn translate_raw(&self, address: u64) -> Option<(u64, bool, u64)> {
-        const PRESENT_USER: u64 = 0b101;
-        const WRITABLE: u64 = 0b10;
-        const HUGE: u64 = 1 << 7;
-        const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
         if address >= USER_END {
             return None;
         }
-        let mut physical = self.pml4.start_address().as_u64();
-        let mut writable = WRITABLE;
-        let mut entry = 0;
-        for shift in [39u32, 30, 21, 12] {
-            let index = (address >> shift) & 511;
-            // SAFETY: `physical` is a page-table frame of this space (the
-            // PML4, or an address taken from a present entry), inside the
-            // direct map; an aligned u64 read of one entry.
-            entry = unsafe { ((phys_to_virt(physical) + index * 8) as *const u64).read() };
-            if entry & PRESENT_USER != PRESENT_USER || (shift != 12 && entry & HUGE != 0) {
-                return None;
-            }
-            writable &= entry;
-            physical = entry & ADDRESS_MASK;
+        let (table, upper_writable) = self.leaf_table(address)?;
+        // SAFETY: a leaf table of this space inside the direct map; an
+        // aligned u64 read of one entry.
+        let entry = unsafe { entry_pointer(table, address >> 12).read() };
+        if entry & (PRESENT | USER) != PRESENT | USER {
+            return None;
         }
-        Some((physical, writable != 0, entry))
+        Some((
+            entry & ADDRESS_MASK,
+            upper_writable && entry & WRITABLE != 0,
+            entry,
+        ))
     }
 
     /// Checks that `[address, address + length)` is mapped for user access
@@ -285,6 +350,20 @@ impl AddressSpace {
             .filter(|&end| end <= USER_END)
             .ok_or(Fault { address })?;
         if length == 0 {
+            return Ok(());
+        }
+        if (address ^ (end - 1)) < FRAME_SIZE {
+            // One page (most system-call arguments): one walk, no frame list.
+            let fault = Fault { address };
+            let (frame, writable, _) = self.translate_raw(address).ok_or(fault)?;
+            if write && !writable {
+                return Err(fault);
+            }
+            each(
+                phys_to_virt(frame + (address & (FRAME_SIZE - 1))) as *mut u8,
+                0,
+                length,
+            );
             return Ok(());
         }
         let first_page = address & !(FRAME_SIZE - 1);
@@ -364,6 +443,22 @@ impl AddressSpace {
         })
     }
 
+    /// Copies user memory at `address` into `destination` after checking that
+    /// the range is also writable (for an in/out argument), in one walk.
+    pub fn copy_from_writable_user(
+        &self,
+        address: u64,
+        destination: &mut [u8],
+    ) -> Result<(), Fault> {
+        let length = destination.len();
+        self.walk(address, length, true, |kernel, offset, piece| {
+            // SAFETY: as in `copy_from_user`.
+            unsafe {
+                core::ptr::copy_nonoverlapping(kernel, destination[offset..].as_mut_ptr(), piece)
+            }
+        })
+    }
+
     /// Copies `source` into user memory at `address` (pages must be writable).
     pub fn copy_to_user(&self, address: u64, source: &[u8]) -> Result<(), Fault> {
         self.walk(address, source.len(), true, |kernel, offset, piece| {
@@ -380,20 +475,69 @@ impl AddressSpace {
         destination: u64,
         length: usize,
     ) -> Result<(), Fault> {
-        // Validate both ranges before moving a byte.
-        from.check_range(source, length, false)?;
-        to.check_range(destination, length, true)?;
+        if length != 0
+            && (source ^ source.wrapping_add(length as u64 - 1)) < FRAME_SIZE
+            && (destination ^ destination.wrapping_add(length as u64 - 1)) < FRAME_SIZE
+        {
+            // Each side within one page (small messages): one walk per side.
+            // The page's end is at most USER_END, which `translate_raw` checks.
+            let (source_frame, _, _) = from
+                .translate_raw(source)
+                .ok_or(Fault { address: source })?;
+            let destination_fault = Fault {
+                address: destination,
+            };
+            let (destination_frame, writable, _) =
+                to.translate_raw(destination).ok_or(destination_fault)?;
+            if !writable {
+                return Err(destination_fault);
+            }
+            // SAFETY: both ranges lie inside checked, present user pages
+            // (the destination writable), reached through the direct map;
+            // `copy` tolerates overlap (the same frame may be mapped twice).
+            unsafe {
+                core::ptr::copy(
+                    phys_to_virt(source_frame + (source & (FRAME_SIZE - 1))) as *const u8,
+                    phys_to_virt(destination_frame + (destination & (FRAME_SIZE - 1))) as *mut u8,
+                    length,
+                )
+            };
+            return Ok(());
+        }
+        // Validate both ranges before moving a byte, remembering the frames
+        // of the first pages so the copy below need not walk again.
+        let mut source_frames = [0u64; REMEMBERED_FRAMES];
+        let mut destination_frames = [0u64; REMEMBERED_FRAMES];
+        let source_known = from.check_frames(source, length, false, &mut source_frames)?;
+        let destination_known =
+            to.check_frames(destination, length, true, &mut destination_frames)?;
+        let source_frames = &source_frames[..source_known];
+        let destination_frames = &destination_frames[..destination_known];
         let mut done = 0usize;
         while done < length {
-            let (source_frame, _, _) = from
-                .translate_raw(source + done as u64)
-                .ok_or(Fault { address: source })?;
-            let (destination_frame, _, _) =
-                to.translate_raw(destination + done as u64).ok_or(Fault {
-                    address: destination,
-                })?;
-            let source_offset = (source + done as u64) & (FRAME_SIZE - 1);
-            let destination_offset = (destination + done as u64) & (FRAME_SIZE - 1);
+            let source_at = source + done as u64;
+            let destination_at = destination + done as u64;
+            let source_frame = match source_frames.get(page_index(source, source_at)) {
+                Some(&frame) => frame,
+                None => {
+                    from.translate_raw(source_at)
+                        .ok_or(Fault { address: source })?
+                        .0
+                }
+            };
+            let destination_frame =
+                match destination_frames.get(page_index(destination, destination_at)) {
+                    Some(&frame) => frame,
+                    None => {
+                        to.translate_raw(destination_at)
+                            .ok_or(Fault {
+                                address: destination,
+                            })?
+                            .0
+                    }
+                };
+            let source_offset = source_at & (FRAME_SIZE - 1);
+            let destination_offset = destination_at & (FRAME_SIZE - 1);
             let piece = (FRAME_SIZE - source_offset)
                 .min(FRAME_SIZE - destination_offset)
                 .min((length - done) as u64) as usize;
@@ -412,36 +556,89 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Checks a range like [`AddressSpace::check_range`] and returns the
+    /// frames of its first pages in `frames` (the rest are walked again when
+    /// used); returns how many it stored.
+    fn check_frames(
+        &self,
+        address: u64,
+        length: usize,
+        write: bool,
+        frames: &mut [u64; REMEMBERED_FRAMES],
+    ) -> Result<usize, Fault> {
+        let end = address
+            .checked_add(length as u64)
+            .filter(|&end| end <= USER_END)
+            .ok_or(Fault { address })?;
+        let mut stored = 0;
+        let mut page = address & !(FRAME_SIZE - 1);
+        while page < end {
+            let fault = Fault {
+                address: page.max(address),
+            };
+            let (frame, writable, _) = self.translate_raw(page).ok_or(fault)?;
+            if write && !writable {
+                return Err(fault);
+            }
+            if let Some(slot) = frames.get_mut(stored) {
+                *slot = frame;
+                stored += 1;
+            }
+            page += FRAME_SIZE;
+        }
+        Ok(stored)
+    }
+
     /// Finds `pages` consecutive unmapped pages between `low` and `high`.
     pub fn find_free_range(&self, pages: usize, low: u64, high: u64) -> Option<u64> {
         let needed = (pages as u64).checked_mul(FRAME_SIZE)?;
         let mut start = low;
         let mut cursor = low;
         while cursor < high {
-            if self.translate_any(cursor) {
+            let free = self.free_run(cursor);
+            if free == 0 {
                 cursor += FRAME_SIZE;
                 start = cursor;
                 continue;
             }
-            cursor += FRAME_SIZE;
-            if cursor - start >= needed {
+            cursor += free;
+            if cursor.min(high) - start >= needed {
                 return Some(start);
             }
         }
         None
     }
 
-    /// Whether any mapping (user or not) exists at `address`.
-    fn translate_any(&self, address: u64) -> bool {
+    /// How many bytes from page `address` on are certainly unmapped (no
+    /// mapping, user or not): a whole absent table's span at once, or the run
+    /// of empty entries in its leaf table. 0 when `address` is mapped.
+    fn free_run(&self, address: u64) -> u64 {
         let mut physical = self.pml4.start_address().as_u64();
-        for shift in [39u64, 30, 21, 12] {
-            let entry = &table(physical)[((address >> shift) & 511) as usize];
-            if !entry.flags().contains(PageTableFlags::PRESENT) {
-                return false;
+        for shift in [39u32, 30, 21] {
+            // SAFETY: a page-table frame of this space, read through the
+            // direct map.
+            let entry = unsafe { entry_pointer(physical, address >> shift).read() };
+            if entry & PRESENT == 0 {
+                let span = 1u64 << shift;
+                return span - (address & (span - 1));
             }
-            physical = entry.addr().as_u64();
+            if entry & HUGE != 0 {
+                return 0;
+            }
+            physical = entry & ADDRESS_MASK;
         }
-        true
+        let mut index = (address >> 12) & 511;
+        let mut run = 0;
+        while index < 512 {
+            // SAFETY: as above, for the leaf table.
+            let entry = unsafe { entry_pointer(physical, index).read() };
+            if entry & PRESENT != 0 {
+                break;
+            }
+            run += FRAME_SIZE;
+            index += 1;
+        }
+        run
     }
 
     /// Frees every owned frame and every user page-table frame, then the PML4.

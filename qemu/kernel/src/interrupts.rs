@@ -571,7 +571,7 @@ extern "C" fn interrupt_dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
 fn user_fault(frame: *mut TrapFrame) -> *mut TrapFrame {
     // SAFETY: the frame the stub just pushed.
     let trap = unsafe { &*frame };
-    let address = (trap.vector == 14).then(|| Cr2::read_raw());
+    let address = (trap.vector == 14).then(Cr2::read_raw);
     let name = exception_name(trap.vector);
     crate::process::kill_current(frame, name, address)
 }

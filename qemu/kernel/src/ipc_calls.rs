@@ -61,6 +61,14 @@ fn read_handles(
     if count > MESSAGE_HANDLES as u64 {
         return Err(Error::InvalidArgument);
     }
+    if count == 0 {
+        // What the empty copy below would check, without the walk.
+        return if address <= USER_END {
+            Ok(heapless::Vec::new())
+        } else {
+            Err(Error::BadAddress)
+        };
+    }
     let mut raw = [0u8; MESSAGE_HANDLES * 4];
     let bytes = &mut raw[..count as usize * 4];
     space
@@ -72,11 +80,29 @@ fn read_handles(
         .collect())
 }
 
+/// Reads a call's handle array and checks that it can be written back (the
+/// reply's handles land there; see [`probe_handle_array`]). The common case
+/// takes one walk; a fault falls back to the separate read and probe so the
+/// error is the one they give.
+fn read_writable_handle_array(space: &AddressSpace, address: u64) -> Result<HandleArray, Error> {
+    let mut bytes = [0u8; size_of::<HandleArray>()];
+    if space.copy_from_writable_user(address, &mut bytes).is_ok() {
+        return handle_array_from(&bytes);
+    }
+    let array = read_handle_array(space, address)?;
+    probe_handle_array(space, address)?;
+    Ok(array)
+}
+
 fn read_handle_array(space: &AddressSpace, address: u64) -> Result<HandleArray, Error> {
     let mut bytes = [0u8; size_of::<HandleArray>()];
     space
         .copy_from_user(address, &mut bytes)
         .map_err(|_| Error::BadAddress)?;
+    handle_array_from(&bytes)
+}
+
+fn handle_array_from(bytes: &[u8; size_of::<HandleArray>()]) -> Result<HandleArray, Error> {
     let word = |index: usize| {
         u32::from_le_bytes([
             bytes[index * 4],
@@ -184,7 +210,7 @@ fn call(
             value(u64::from(minted.into_raw()))
         }
         number::MAILBOX_SEND => {
-            let handles = read_handles(&host.processes_space(caller), a3, a4)?;
+            let handles = read_handles(host.processes_space(caller), a3, a4)?;
             let answer = ipc.mailbox_send(
                 caller,
                 handle_from(a0)?,
@@ -197,7 +223,7 @@ fn call(
         }
         number::MAILBOX_RECEIVE => {
             if a3 != 0 {
-                probe_handle_array(&host.processes_space(caller), a3)?;
+                probe_handle_array(host.processes_space(caller), a3)?;
             }
             let answer = ipc.mailbox_receive(
                 caller,
@@ -218,8 +244,7 @@ fn call(
         number::MAILBOX_CALL => {
             let handles = if a5 != 0 {
                 let space = host.processes_space(caller);
-                let array = read_handle_array(&space, a5)?;
-                probe_handle_array(&space, a5)?;
+                let array = read_writable_handle_array(space, a5)?;
                 array.handles[..array.count as usize]
                     .iter()
                     .map(|&raw| Handle::from_raw(raw))
@@ -246,7 +271,7 @@ fn call(
             });
         }
         number::MAILBOX_REPLY => {
-            let handles = read_handles(&host.processes_space(caller), a3, a4)?;
+            let handles = read_handles(host.processes_space(caller), a3, a4)?;
             ipc.mailbox_reply(
                 caller,
                 handle_from(a0)?,
@@ -291,12 +316,12 @@ fn call(
             }));
         }
         number::FIFO_CREATE => {
-            let name = name(&host.processes_space(caller), a0, a1)?;
+            let name = name(host.processes_space(caller), a0, a1)?;
             ipc.fifo_create(caller, &name)?;
             value(0)
         }
         number::FIFO_OPEN => {
-            let name = name(&host.processes_space(caller), a0, a1)?;
+            let name = name(host.processes_space(caller), a0, a1)?;
             let mode = match a2 {
                 0 => OpenMode::Read,
                 1 => OpenMode::Write,
@@ -308,14 +333,14 @@ fn call(
             }));
         }
         number::FIFO_UNLINK => {
-            let name = name(&host.processes_space(caller), a0, a1)?;
+            let name = name(host.processes_space(caller), a0, a1)?;
             ipc.fifo_unlink(caller, &name, &mut host)?;
             value(0)
         }
 
         // ----- message queues -----
         number::MQUEUE_CREATE => {
-            let name = name(&host.processes_space(caller), a0, a1)?;
+            let name = name(host.processes_space(caller), a0, a1)?;
             let max_messages = usize::try_from(a2).map_err(|_| Error::InvalidArgument)?;
             let max_size = usize::try_from(a3).map_err(|_| Error::InvalidArgument)?;
             value(u64::from(
@@ -324,11 +349,11 @@ fn call(
             ))
         }
         number::MQUEUE_OPEN => {
-            let name = name(&host.processes_space(caller), a0, a1)?;
+            let name = name(host.processes_space(caller), a0, a1)?;
             value(u64::from(ipc.mqueue_open(caller, &name)?.into_raw()))
         }
         number::MQUEUE_UNLINK => {
-            let name = name(&host.processes_space(caller), a0, a1)?;
+            let name = name(host.processes_space(caller), a0, a1)?;
             ipc.mqueue_unlink(caller, &name)?;
             value(0)
         }

@@ -411,10 +411,10 @@ extern "C" fn idle_loop() -> ! {
 
 /// Saves the running process's frame pointer (called on every entry).
 pub fn save_current(processes: &mut Processes, frame: *mut TrapFrame) {
-    if let Some(slot) = processes.current {
-        if let Some(process) = processes.table[slot].as_mut() {
-            process.frame = frame;
-        }
+    if let Some(slot) = processes.current
+        && let Some(process) = processes.table[slot].as_mut()
+    {
+        process.frame = frame;
     }
 }
 

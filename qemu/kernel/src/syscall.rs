@@ -211,10 +211,13 @@ fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 
         number::KERNEL_STATS => kernel_stats(system, caller, arguments[0], arguments[1]),
         number::KILL => kill(system, caller, arguments[0]),
         number::RESOURCE_USAGE => resource_usage(system, caller, arguments[0], arguments[1]),
-        _ => match crate::file_calls::handle(system, caller, number, arguments) {
-            Some(flow) => flow,
-            None => crate::ipc_calls::handle(system, caller, number, arguments),
-        },
+        number::FILE_OPEN..=number::FILE_APPEND_PAGES => {
+            match crate::file_calls::handle(system, caller, number, arguments) {
+                Some(flow) => flow,
+                None => crate::ipc_calls::handle(system, caller, number, arguments),
+            }
+        }
+        _ => crate::ipc_calls::handle(system, caller, number, arguments),
     }
 }
 
