@@ -387,7 +387,13 @@ impl FileSystem {
         }
         for (index, &frame) in frames[..pages].iter().enumerate() {
             memory::share_frame(PhysAddr::new(frame));
-            file.pages[first + index] = frame;
+            // A page past the end can exist already (a write that faulted half-way
+            // allocated it): the file drops its reference to it before replacing it.
+            let old = core::mem::replace(&mut file.pages[first + index], frame);
+            if old != 0 {
+                // SAFETY: the file held one reference to its old page.
+                unsafe { memory::free_frame(PhysAddr::new(old)) };
+            }
         }
         file.size += length;
         Ok(())
