@@ -156,11 +156,6 @@ impl AddressSpace {
         })
     }
 
-    /// The PML4 frame (what CR3 holds while this space runs).
-    pub fn root(&self) -> PhysFrame {
-        self.pml4
-    }
-
     /// Number of pages this space owns (image, stack, ...).
     pub fn owned_pages(&self) -> usize {
         self.owned_pages

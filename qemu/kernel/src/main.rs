@@ -9,9 +9,6 @@
 #![no_std]
 #![no_main]
 #![forbid(unsafe_op_in_unsafe_fn)]
-// Pieces used by the process layer (ring-3 entry, user console writes) are
-// built before it; keep them compiled and checked.
-#![allow(dead_code)]
 
 mod address_space;
 mod boot;
@@ -90,7 +87,7 @@ extern "C" fn kernel_entry(start_info: u32) -> ! {
     interrupts::init();
     let boot = match pvh::parse(u64::from(start_info)) {
         Ok(boot) => boot,
-        Err(error) => fail(format_args!("unusable PVH start info: {error:?}")),
+        Err(error) => fail(format_args!("unusable PVH start info: {error}")),
     };
     let mut scenario_argument = heapless::String::<64>::new();
     for character in boot.argument("scenario").unwrap_or("demo").chars().take(64) {

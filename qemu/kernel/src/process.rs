@@ -546,14 +546,15 @@ pub fn kill_current(frame: *mut TrapFrame, what: &str, address: Option<u64>) -> 
     let id = process.id;
     // SAFETY: the frame the exception stub just pushed.
     let rip = unsafe { (*frame).rip };
+    let pages = process.space.owned_pages();
     match address {
         Some(address) => println!(
-            "kernel: process {} ({}) killed: {what} at address {address:#x} (rip {rip:#x})",
+            "kernel: process {} ({}) killed: {what} at address {address:#x} (rip {rip:#x}); its {pages} pages go back",
             id.slot(),
             process.name
         ),
         None => println!(
-            "kernel: process {} ({}) killed: {what} (rip {rip:#x})",
+            "kernel: process {} ({}) killed: {what} (rip {rip:#x}); its {pages} pages go back",
             id.slot(),
             process.name
         ),

@@ -97,6 +97,23 @@ fn read<T: Copy>(physical: u64) -> T {
     unsafe { core::ptr::read_unaligned(phys_to_virt(physical) as *const T) }
 }
 
+impl core::fmt::Display for BootInfoError {
+    fn fmt(&self, out: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BootInfoError::BadMagic { found } => write!(
+                out,
+                "start-info magic is {found:#x}, not {START_INFO_MAGIC:#x}: the kernel was not booted through PVH"
+            ),
+            BootInfoError::NoMemoryMap => {
+                write!(
+                    out,
+                    "start info version 0 has no memory map (QEMU 4.0 or newer needed)"
+                )
+            }
+        }
+    }
+}
+
 /// Parses the start info at physical address `start_info`.
 pub fn parse(start_info: u64) -> Result<BootInfo, BootInfoError> {
     let info: StartInfo = read(start_info);

@@ -108,7 +108,8 @@ pub fn root_exited(view: SystemView, name: &str, code: u32) -> ! {
     let after = memory::frame_stats().free;
     check!(
         after == before,
-        "frames leaked: {before} free before the scenario, {after} after"
+        "frames leaked: {before} free before the scenario, {after} after (files still hold {})",
+        crate::fs::FILES.lock().frames_held()
     );
     let counters = &crate::process::COUNTERS;
     let (smep, smap) = crate::cpu_features::protections();
