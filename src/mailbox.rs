@@ -27,7 +27,8 @@
 //! then waits. The receiver gets the reply handle with the message and answers with
 //! [`Ipc::mailbox_reply`], which copies the answer straight into the caller's reply
 //! buffer (the caller is always waiting) and consumes the handle. Dropping the reply
-//! handle unanswered wakes the caller with [`Error::PeerClosed`].
+//! handle unanswered wakes the caller with [`Error::PeerClosed`]. A server loop answers
+//! and waits for its next request in one step with [`Ipc::mailbox_reply_receive`].
 //!
 //! # Closing
 //!
@@ -255,10 +256,61 @@ impl<
         blocking: Blocking,
         host: &mut H,
     ) -> Result<Outcome<Received>, Error> {
+        let key = self.receive_key(caller, handle)?;
+        self.receive_from(caller, key, buffer, blocking, host)
+    }
+
+    /// Answers a call and waits for the next message in one step, as a server loop does
+    /// (seL4's `ReplyRecv`): exactly [`Ipc::mailbox_reply`] through `reply` with
+    /// `payload` and `handles`, followed by [`Ipc::mailbox_receive`] on `mailbox` into
+    /// `buffer`, with the same copies, wake-ups and ledger counts as the two calls.
+    ///
+    /// The reply must succeed or nothing is received: every error of `mailbox_reply`
+    /// (`PeerClosed` when the caller stopped waiting — the handle is then consumed —,
+    /// `MessageTooLarge`, `StaleHandle`, ...) fails the whole call before the mailbox is
+    /// touched. `mailbox` is checked first (a handle that cannot receive fails the call
+    /// before the reply), and moving it away with the reply fails with
+    /// [`Error::InvalidArgument`]. Once the reply is delivered, the receive's own errors
+    /// (`BufferTooSmall`, `OutOfHandles`, a fault in `buffer`) are reported as the call's:
+    /// the reply stays delivered, and the caller receives again with `mailbox_receive`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mailbox_reply_receive<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        reply: Handle,
+        payload: UserSlice,
+        handles: &[Handle],
+        mailbox: Handle,
+        buffer: UserSlice,
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Result<Outcome<Received>, Error> {
+        let key = self.receive_key(caller, mailbox)?;
+        if handles.contains(&mailbox) {
+            return Err(Error::InvalidArgument);
+        }
+        self.mailbox_reply(caller, reply, payload, handles, host)?;
+        self.receive_from(caller, key, buffer, blocking, host)
+    }
+
+    /// The mailbox behind a receive handle (needs READ).
+    fn receive_key(&self, caller: ProcessId, handle: Handle) -> Result<Key, Error> {
         let capability = self.lookup(caller, handle, ObjectKind::Mailbox, Rights::READ)?;
-        let ObjectRef::Mailbox(key) = capability.object else {
-            return Err(Error::WrongObjectKind);
-        };
+        match capability.object {
+            ObjectRef::Mailbox(key) => Ok(key),
+            _ => Err(Error::WrongObjectKind),
+        }
+    }
+
+    /// The receive half of `mailbox_receive` and `mailbox_reply_receive`.
+    fn receive_from<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        key: Key,
+        buffer: UserSlice,
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Result<Outcome<Received>, Error> {
         let mailbox = self.mailboxes.get(key).ok_or(Error::PeerClosed)?;
         let Some(message) = mailbox.front() else {
             return self.block(
@@ -403,7 +455,7 @@ impl<
         if handles.contains(&reply) {
             return Err(Error::InvalidArgument);
         }
-        let capabilities = self.transfers(caller, handles)?;
+        let capabilities = self.transfers_if_any(caller, handles)?;
         self.reserve_handles(client, capabilities.len())?;
         self.ledger.copy_user_to_user(
             host,
@@ -414,8 +466,12 @@ impl<
             buffer.prefix(payload.len()),
         )?;
         self.process_mut(caller)?.handles.remove(reply)?;
-        self.take_transfers(caller, handles);
-        let handles = self.install_transfers(client, &capabilities);
+        let handles = if handles.is_empty() {
+            heapless::Vec::new()
+        } else {
+            self.take_transfers(caller, handles);
+            self.install_transfers(client, &capabilities)
+        };
         let received = Received {
             length: payload.len(),
             badge: 0,
@@ -452,7 +508,7 @@ impl<
         if payload.len() > PAYLOAD {
             return Err(Error::MessageTooLarge { limit: PAYLOAD });
         }
-        let capabilities = self.transfers(caller, handles)?;
+        let capabilities = self.transfers_if_any(caller, handles)?;
         let handle_count = capabilities.len() + usize::from(reply.is_some());
 
         // Fast path: a receiver is already waiting with a buffer.
@@ -478,7 +534,9 @@ impl<
                     )
                     .is_ok();
             if copied {
-                self.take_transfers(caller, handles);
+                if !handles.is_empty() {
+                    self.take_transfers(caller, handles);
+                }
                 let received = self.hand_over(receiver, payload.len(), badge, &capabilities, reply);
                 self.finish_wait(
                     receiver,
@@ -518,6 +576,21 @@ impl<
         }
         self.take_transfers(caller, handles);
         Ok(Outcome::Done(()))
+    }
+
+    /// [`Ipc::transfers`], without its call for the common message that carries no handles
+    /// (returning the capability array by value costs a copy of it on every message).
+    #[inline(always)]
+    fn transfers_if_any(
+        &self,
+        caller: ProcessId,
+        handles: &[Handle],
+    ) -> Result<heapless::Vec<Capability, MAX_MESSAGE_HANDLES>, Error> {
+        if handles.is_empty() {
+            Ok(heapless::Vec::new())
+        } else {
+            self.transfers(caller, handles)
+        }
     }
 
     /// Installs a delivered message's handles (and reply handle) in `receiver`'s table.
@@ -1285,6 +1358,283 @@ mod tests {
             Err(Error::PeerClosed)
         );
         assert_eq!(ipc.usage().handles, 2, "reply handle consumed");
+    }
+
+    /// A client blocked in a call, and the server holding that call's reply handle.
+    fn pending_call(
+        ipc: &mut TestIpc,
+        host: &mut TestHost,
+        server: ProcessId,
+        client: ProcessId,
+        inbox: Handle,
+        send: Handle,
+    ) -> Handle {
+        host.poke(client, 0, b"ping");
+        let call = ipc.mailbox_call(
+            client,
+            send,
+            host.slice(0, 4),
+            &[],
+            host.slice(0x200, 16),
+            None,
+            host,
+        );
+        assert!(call.unwrap().is_blocked());
+        let request = ipc
+            .mailbox_receive(
+                server,
+                inbox,
+                host.slice(0x100, 16),
+                Blocking::NonBlocking,
+                host,
+            )
+            .unwrap()
+            .done()
+            .unwrap();
+        request.reply.expect("a call carries a reply handle")
+    }
+
+    #[test]
+    fn reply_receive_answers_then_takes_a_buffered_message() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        let reply = pending_call(&mut ipc, &mut host, server, client, inbox, send);
+        let other = ipc.process_create().unwrap();
+        let other_send = ipc
+            .handle_grant(client, send, other, Rights::WRITE)
+            .unwrap();
+        host.poke(other, 0, b"next");
+        let sent = ipc.mailbox_send(
+            other,
+            other_send,
+            host.slice(0, 4),
+            &[],
+            Blocking::NonBlocking,
+            &mut host,
+        );
+        assert_eq!(sent, Ok(Outcome::Done(())));
+        ipc.ledger_reset();
+        host.poke(server, 0x300, b"pong!");
+        let got = ipc
+            .mailbox_reply_receive(
+                server,
+                reply,
+                host.slice(0x300, 5),
+                &[],
+                inbox,
+                host.slice(0x100, 16),
+                Blocking::Forever,
+                &mut host,
+            )
+            .unwrap()
+            .done()
+            .expect("a message was waiting");
+        assert_eq!((got.length, got.badge, got.reply), (4, 42, None));
+        assert_eq!(host.peek(server, 0x100, 4), b"next");
+        let wakes = host.take_wakes();
+        assert!(
+            matches!(&wakes[..], [(c, Wakeup::Completed(Completion::Received(r)))] if *c == client && r.length == 5),
+            "{wakes:?}"
+        );
+        assert_eq!(host.peek(client, 0x200, 5), b"pong!");
+        let g = *ipc.ledger().global();
+        assert_eq!(
+            g.copies(Mechanism::Mailbox, Direction::UserToUser),
+            Counter {
+                operations: 1,
+                bytes: 5
+            },
+            "the reply: one user-to-user copy"
+        );
+        assert_eq!(
+            g.copies(Mechanism::Mailbox, Direction::KernelToUser),
+            Counter {
+                operations: 1,
+                bytes: 4
+            },
+            "the buffered message's second copy"
+        );
+        assert_eq!(ipc.handle_info(server, reply), Err(Error::StaleHandle));
+    }
+
+    #[test]
+    fn reply_receive_blocks_and_a_later_call_hands_over_directly() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        let reply = pending_call(&mut ipc, &mut host, server, client, inbox, send);
+        let answer = ipc.mailbox_reply_receive(
+            server,
+            reply,
+            host.slice(0x300, 3),
+            &[],
+            inbox,
+            host.slice(0x100, 16),
+            Blocking::Forever,
+            &mut host,
+        );
+        assert!(answer.unwrap().is_blocked());
+        assert!(ipc.is_waiting(server));
+        let wakes = host.take_wakes();
+        assert!(
+            matches!(&wakes[..], [(c, Wakeup::Completed(Completion::Received(_)))] if *c == client)
+        );
+        // The client calls again: its request goes straight into the recorded buffer.
+        ipc.ledger_reset();
+        host.poke(client, 0, b"again");
+        let call = ipc.mailbox_call(
+            client,
+            send,
+            host.slice(0, 5),
+            &[],
+            host.slice(0x200, 16),
+            None,
+            &mut host,
+        );
+        assert!(call.unwrap().is_blocked());
+        let wakes = host.take_wakes();
+        let [(who, Wakeup::Completed(Completion::Received(received)))] = &wakes[..] else {
+            panic!("{wakes:?}")
+        };
+        assert_eq!((*who, received.length, received.badge), (server, 5, 42));
+        assert!(received.reply.is_some(), "the next reply handle");
+        assert_eq!(host.peek(server, 0x100, 5), b"again");
+        let g = *ipc.ledger().global();
+        assert_eq!(g.copies(Mechanism::Mailbox, Direction::UserToUser).bytes, 5);
+        assert_eq!(g.total_bytes(), 5, "exactly one copy");
+    }
+
+    #[test]
+    fn reply_receive_counts_what_reply_then_receive_count() {
+        // The same exchange done both ways leaves identical ledgers and state.
+        let run = |combined: bool| {
+            let (mut ipc, mut host, server, client, inbox, send) = setup();
+            let mut answers = Vec::new();
+            let mut reply = pending_call(&mut ipc, &mut host, server, client, inbox, send);
+            for round in 0..3u8 {
+                host.poke(server, 0x300, &[round; 7]);
+                let answer = if combined {
+                    ipc.mailbox_reply_receive(
+                        server,
+                        reply,
+                        host.slice(0x300, 7),
+                        &[],
+                        inbox,
+                        host.slice(0x100, 16),
+                        Blocking::Forever,
+                        &mut host,
+                    )
+                } else {
+                    ipc.mailbox_reply(server, reply, host.slice(0x300, 7), &[], &mut host)
+                        .unwrap();
+                    ipc.mailbox_receive(
+                        server,
+                        inbox,
+                        host.slice(0x100, 16),
+                        Blocking::Forever,
+                        &mut host,
+                    )
+                };
+                assert!(answer.unwrap().is_blocked());
+                let call = ipc.mailbox_call(
+                    client,
+                    send,
+                    host.slice(0, 9),
+                    &[],
+                    host.slice(0x200, 16),
+                    None,
+                    &mut host,
+                );
+                assert!(call.unwrap().is_blocked());
+                let wakes = host.take_wakes();
+                let Some((_, Wakeup::Completed(Completion::Received(request)))) = wakes.last()
+                else {
+                    panic!("{wakes:?}")
+                };
+                reply = request.reply.unwrap();
+                answers.push(host.peek(client, 0x200, 7));
+            }
+            (*ipc.ledger().global(), ipc.usage(), answers)
+        };
+        assert_eq!(run(true), run(false));
+    }
+
+    #[test]
+    fn reply_receive_fails_whole_when_the_reply_fails() {
+        let (mut ipc, mut host, server, client, inbox, send) = setup();
+        let reply = pending_call(&mut ipc, &mut host, server, client, inbox, send);
+        // A message is waiting: none of the failures below may take it.
+        let other = ipc.process_create().unwrap();
+        let other_send = ipc
+            .handle_grant(client, send, other, Rights::WRITE)
+            .unwrap();
+        let sent = ipc.mailbox_send(
+            other,
+            other_send,
+            host.slice(0, 4),
+            &[],
+            Blocking::NonBlocking,
+            &mut host,
+        );
+        assert_eq!(sent, Ok(Outcome::Done(())));
+        let attempt = |ipc: &mut TestIpc, host: &mut TestHost, reply, length, mailbox| {
+            ipc.mailbox_reply_receive(
+                server,
+                reply,
+                host.slice(0x300, length),
+                &[],
+                mailbox,
+                host.slice(0x100, 16),
+                Blocking::NonBlocking,
+                host,
+            )
+        };
+        // Too large for the caller's buffer: the handle is kept.
+        assert_eq!(
+            attempt(&mut ipc, &mut host, reply, 17, inbox),
+            Err(Error::MessageTooLarge { limit: 16 })
+        );
+        // Not a reply handle.
+        assert_eq!(
+            attempt(&mut ipc, &mut host, inbox, 1, inbox),
+            Err(Error::WrongObjectKind)
+        );
+        // A mailbox handle that cannot receive: checked before the reply goes out.
+        let send_only = ipc.mailbox_mint(server, inbox, Rights::WRITE, 0).unwrap();
+        assert_eq!(
+            attempt(&mut ipc, &mut host, reply, 1, send_only),
+            Err(Error::PermissionDenied)
+        );
+        assert_eq!(
+            attempt(&mut ipc, &mut host, reply, 1, Handle::from_raw(0)),
+            Err(Error::BadHandle)
+        );
+        assert!(ipc.is_waiting(client), "no reply was delivered");
+        assert_eq!(ipc.usage().queued_messages, 1, "nothing was received");
+        // Moving the receive handle away with the reply is refused.
+        assert_eq!(
+            ipc.mailbox_reply_receive(
+                server,
+                reply,
+                UserSlice::EMPTY,
+                &[inbox],
+                inbox,
+                host.slice(0x100, 16),
+                Blocking::NonBlocking,
+                &mut host,
+            ),
+            Err(Error::InvalidArgument)
+        );
+        // The caller gave up: PeerClosed, the handle is consumed, the message stays.
+        ipc.handle_close(client, send, &mut host).unwrap();
+        ipc.process_exit(client, &mut host).unwrap();
+        assert_eq!(
+            attempt(&mut ipc, &mut host, reply, 1, inbox),
+            Err(Error::PeerClosed)
+        );
+        assert_eq!(ipc.handle_info(server, reply), Err(Error::StaleHandle));
+        assert_eq!(ipc.usage().queued_messages, 1, "nothing was received");
+        assert_eq!(
+            attempt(&mut ipc, &mut host, reply, 1, inbox),
+            Err(Error::StaleHandle)
+        );
     }
 
     #[test]

@@ -284,3 +284,15 @@ fn reading_another_process_address_kills_only_the_reader() {
         report.serial
     );
 }
+
+#[test]
+fn a_server_answers_and_waits_in_one_reply_receive_call() {
+    let report = expect_pass("reply-receive");
+    expect_lines(
+        &report,
+        &[
+            "rpc-server: served 21 calls with reply_receive",
+            "init: reply-receive: 21 calls answered by reply_receive, one carried a semaphore the server posted",
+        ],
+    );
+}

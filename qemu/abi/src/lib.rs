@@ -69,6 +69,23 @@ pub mod number {
     pub const MAILBOX_CALL: u64 = 36;
     /// `mailbox_reply(reply_handle, ptr, len, handles_ptr, handle_count)`.
     pub const MAILBOX_REPLY: u64 = 37;
+    /// `mailbox_reply_receive(handle, ptr, len, handle_array_ptr, reply_handle,
+    /// reply_len)`: a server's answer-and-wait in one call (seL4's
+    /// `ReplyRecv`). Answers through `reply_handle` with the first
+    /// `reply_len` bytes of the buffer (no handles; `reply_len` ≤ `len`, else
+    /// `InvalidArgument`), then receives into the same buffer exactly like
+    /// [`MAILBOX_RECEIVE`] with deadline [`super::FOREVER`] and returns like
+    /// it: `rax` = length, `rdx` = badge, `r8` = the new reply handle;
+    /// transferred handles land in the [`super::HandleArray`] (0 = none).
+    /// `reply_handle` 0 skips the reply (a server's first receive). The
+    /// receive half uses `mailbox_receive`'s registers: if the call has to
+    /// wait, the kernel turns it into that `mailbox_receive` (`rax` =
+    /// [`MAILBOX_RECEIVE`], `r8` = `FOREVER`, both result registers), so a
+    /// re-issued call never replies twice. The reply must succeed or nothing
+    /// is received (its errors are `mailbox_reply`'s); a bad `handle` fails
+    /// before the reply; after the reply, the receive's errors are returned
+    /// with the reply delivered.
+    pub const MAILBOX_REPLY_RECEIVE: u64 = 38;
 
     // ----- pipes and FIFOs -----
     /// `pipe_create()` -> `rax` = read handle, `rdx` = write handle.

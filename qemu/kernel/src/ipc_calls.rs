@@ -152,6 +152,23 @@ fn park(system: &mut System, caller: ProcessId) -> Flow {
     Flow::Switch
 }
 
+/// Parks a `mailbox_reply_receive` whose reply is done as the plain
+/// `mailbox_receive` it has become (same argument registers; the number and
+/// the deadline go in `rax` and `r8`, which the call's results overwrite
+/// anyway). A `Retry` then receives again without replying twice, and a
+/// completion sets a receive's registers.
+fn park_as_receive(system: &mut System, caller: ProcessId) -> Flow {
+    if let Some(process) = system.processes.get_mut(caller) {
+        // SAFETY: the caller's frame, saved by the system-call entry at the
+        // top of its kernel stack; it stays untouched until the process runs
+        // again, and we hold the kernel lock (no other reference to it lives).
+        let frame = unsafe { &mut *process.frame };
+        frame.rax = number::MAILBOX_RECEIVE;
+        frame.r8 = kipc_abi::FOREVER;
+    }
+    park(system, caller)
+}
+
 fn outcome<T>(
     system: &mut System,
     caller: ProcessId,
@@ -280,6 +297,41 @@ fn call(
                 &mut host,
             )?;
             value(0)
+        }
+
+        number::MAILBOX_REPLY_RECEIVE => {
+            // The fast path of a server loop: no handle arrays to read, one
+            // probe at most, then straight into kipc.
+            if a3 != 0 {
+                probe_handle_array(host.processes_space(caller), a3)?;
+            }
+            let mailbox = handle_from(a0)?;
+            let buffer = slice(a1, a2)?;
+            let answer = if a4 == 0 {
+                ipc.mailbox_receive(caller, mailbox, buffer, Blocking::Forever, &mut host)
+            } else {
+                if a5 > a2 {
+                    return Err(Error::InvalidArgument);
+                }
+                ipc.mailbox_reply_receive(
+                    caller,
+                    handle_from(a4)?,
+                    buffer.prefix(a5 as usize),
+                    &[],
+                    mailbox,
+                    buffer,
+                    Blocking::Forever,
+                    &mut host,
+                )
+            };
+            return Ok(match answer {
+                Ok(Outcome::Done(received)) => {
+                    let space = space_of(system, caller);
+                    received_registers(space, a3, received, false)
+                }
+                Ok(Outcome::Blocked) => park_as_receive(system, caller),
+                Err(error) => result(Err(error)),
+            });
         }
 
         // ----- pipes and FIFOs -----

@@ -222,6 +222,32 @@ pub fn reply(reply: Handle, payload: &[u8], handles: &[Handle]) -> SysResult<()>
     .map(|_| ())
 }
 
+/// A server's answer-and-wait in one system call: answers `reply` (if any)
+/// with `buffer[..reply_length]` (no handles), then receives the next message
+/// into `buffer`, waiting as long as it takes. If the reply fails (for
+/// instance `PeerClosed`: its caller is gone) nothing is received; call again
+/// with `None`.
+pub fn reply_receive(
+    mailbox: Handle,
+    buffer: &mut [u8],
+    reply: Option<Handle>,
+    reply_length: usize,
+) -> SysResult<Message> {
+    let mut array = HandleArray::default();
+    let (length, badge, reply) = call3(
+        number::MAILBOX_REPLY_RECEIVE,
+        [
+            mailbox.raw(),
+            buffer.as_mut_ptr() as u64,
+            buffer.len() as u64,
+            (&raw mut array) as u64,
+            reply.map_or(0, Handle::raw),
+            reply_length as u64,
+        ],
+    )?;
+    Ok(message(length, badge, reply, &array))
+}
+
 // ----- pipes and FIFOs -----
 
 /// Creates a pipe: (read end, write end).

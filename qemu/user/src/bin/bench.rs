@@ -395,10 +395,15 @@ fn echo(mechanism: &str, size: usize, count: u64, handles: &[u32]) -> u32 {
         }
         "mailbox" => {
             let mailbox = Handle(handles[0]);
+            // Answer each call and wait for the next in one system call.
+            let mut pending: Option<(Handle, usize)> = None;
             for _ in 0..count {
-                let message = ipc::receive(mailbox, buffer, Deadline::Forever).expect("receive");
-                let reply = message.reply.expect("reply handle");
-                ipc::reply(reply, &buffer[..message.length], &[]).expect("reply");
+                let (reply, length) = pending.map_or((None, 0), |(h, l)| (Some(h), l));
+                let message = ipc::reply_receive(mailbox, buffer, reply, length).expect("receive");
+                pending = Some((message.reply.expect("reply handle"), message.length));
+            }
+            if let Some((reply, length)) = pending {
+                ipc::reply(reply, &buffer[..length], &[]).expect("reply");
             }
         }
         "shm" => {

@@ -25,6 +25,7 @@ const TESTS: &[&str] = &[
     "notification",
     "peer-death",
     "handle-exhaustion",
+    "reply-receive",
 ];
 
 fn main(start: kipc_user::Start) -> u32 {
@@ -41,6 +42,7 @@ fn main(start: kipc_user::Start) -> u32 {
         "notification" => notification(),
         "peer-death" => peer_death(),
         "handle-exhaustion" => handle_exhaustion(),
+        "reply-receive" => reply_receive(),
         other => {
             let mut list = kipc_user::Line::new();
             for (index, test) in TESTS.iter().enumerate() {
@@ -685,6 +687,50 @@ fn mail_message(sequence: u32) -> [u8; MAIL_SIZE] {
         *byte = (sequence as usize * 7 + index * 3) as u8;
     }
     message
+}
+
+/// A server answering and waiting in one system call (`rpc-server`): every
+/// call gets its own answer, a call carrying a handle delivers it, and the
+/// server's copies are exactly a reply's and a receive's.
+fn reply_receive() -> u32 {
+    const CALLS: u32 = 20;
+    let service = ipc::mailbox_create().expect("mailbox");
+    let client = ipc::mailbox_mint(service, Rights::WRITE | Rights::TRANSFER, 0x77).expect("mint");
+    let server = launch("rpc-server", "", &[service]);
+    close(service);
+    let mut answer = [0u8; 64];
+    let mut request = *b"call 00 from init";
+    for call in 0..CALLS {
+        request[5] = b'0' + (call / 10) as u8;
+        request[6] = b'0' + (call % 10) as u8;
+        let reply = ipc::call_mailbox(client, &request, &[], &mut answer).expect("call");
+        let mut expected = request;
+        expected.make_ascii_uppercase();
+        check!(
+            &answer[..reply.length] == expected.as_slice() && reply.handle_count == 0,
+            "answer {call}: {:?}",
+            core::str::from_utf8(&answer[..reply.length])
+        );
+    }
+    // A call with a handle: it reaches the server through the handle array.
+    let semaphore = ipc::semaphore_create(0).expect("semaphore");
+    let copy = ipc::duplicate(semaphore, Rights::SIGNAL | Rights::TRANSFER).expect("duplicate");
+    let reply = ipc::call_mailbox(client, b"post this", &[copy], &mut answer).expect("call");
+    check!(&answer[..reply.length] == b"posted", "posted answer");
+    check!(
+        ipc::semaphore_wait(semaphore, Deadline::NoWait).is_ok(),
+        "the server posted the semaphore it received"
+    );
+    close(semaphore);
+    let reply = ipc::call_mailbox(client, b"quit", &[], &mut answer).expect("call");
+    check!(&answer[..reply.length] == b"bye", "quit answer");
+    expect_exit(server, 0, "rpc-server");
+    close(client);
+    println!(
+        "init: reply-receive: {} calls answered by reply_receive, one carried a semaphore the server posted",
+        CALLS + 1
+    );
+    0
 }
 
 /// Badges, call/reply with handles travelling both ways, and a stream.
