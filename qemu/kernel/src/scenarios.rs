@@ -137,8 +137,11 @@ fn demo(kernel: &Kernel) -> ! {
     check_timer();
     check_memory(kernel);
     check_modules(kernel);
-    let command_line = kernel.boot.cmdline.clone();
-    crate::process::run_root("demo", &command_line)
+    // init starts the demo program, passing it the kernel command line.
+    let mut argument = heapless::String::<600>::new();
+    let _ = argument.push_str("demo ");
+    let _ = argument.push_str(&kernel.boot.cmdline);
+    crate::process::run_root("init", &argument)
 }
 
 fn boot_only(_: &Kernel) -> ! {

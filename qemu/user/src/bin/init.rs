@@ -29,6 +29,12 @@ const TESTS: &[&str] = &[
 ];
 
 fn main(start: kipc_user::Start) -> u32 {
+    // `demo ...`: what `cargo run` shows; the rest of the argument (the
+    // kernel command line) goes to the demo program.
+    if let Some(rest) = start.argument.strip_prefix("demo") {
+        let demo = spawn("demo", rest.trim_start(), &[]).expect("spawn demo");
+        return wait(demo).unwrap_or(1);
+    }
     match start.argument {
         "processes" => processes(),
         "isolation" => isolation(),
