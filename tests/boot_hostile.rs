@@ -4,7 +4,7 @@
 //! end with the kernel's verdict PASS: no panic or kernel fault, every
 //! answer a defined error or a success, and no leak.
 //!
-//! A longer fuzz run is a command (see README): `cargo run --release --
+//! A longer fuzz run is a command (see README): `cargo run -- --release
 //! fuzz --append "seed=1 calls=1000000" --timeout 0`.
 
 use std::sync::OnceLock;

@@ -56,6 +56,7 @@ fn release_every_mechanism_between_processes() {
         "notification",
         "peer-death",
         "handle-exhaustion",
+        "reply-receive",
     ] {
         expect_pass(scenario, &[]);
     }

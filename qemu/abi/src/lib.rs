@@ -3,10 +3,10 @@
 //!
 //! Convention: `syscall` with the number in `rax` and arguments in
 //! `rdi, rsi, rdx, r10, r8, r9` (the x86_64 Linux order). The result comes
-//! back in `rax`: a kipc error code (0 = success, see `kipc::ErrorCode`) in the
-//! low 32 bits for calls that return only a status, or for calls that return a
-//! value, [`encode`] packs value and error into one register. A second result
-//! (a badge, a sender) comes back in `rdx` where a call documents one.
+//! back in `rax`, always packed by [`encode`]: bit 63 set means an error whose
+//! `kipc::ErrorCode` is in the low 32 bits, otherwise the value (0 for calls
+//! that return only a status). Further results (a badge, a second handle, a
+//! count) come back in `rdx` and `r8` where a call documents them.
 
 #![no_std]
 
@@ -18,16 +18,19 @@ pub mod number {
     pub const CONSOLE_WRITE: u64 = 1;
     /// `spawn(name_ptr, name_len, arg_ptr, arg_len, handles_ptr, handles_count)`:
     /// starts the program `name` from the boot archive with an argument
-    /// string, moving the listed handles (which need TRANSFER) into the
-    /// child. Returns the child's process id.
+    /// string, giving the child copies of the listed handles (each needs
+    /// TRANSFER; reply handles cannot be copied; the caller keeps its own).
+    /// Returns the child's process id. Fails with `OutOfProcesses` also when
+    /// too many exit codes wait to be collected with `wait`.
     pub const SPAWN: u64 = 2;
     /// `wait(pid)`: blocks until child `pid` exits; returns its exit code
     /// (the low 32 bits of what it passed to `exit`; a killed process
     /// returns [`super::EXIT_KILLED`]).
     pub const WAIT: u64 = 3;
-    /// `yield()`: gives the CPU to the next ready process.
+    /// `yield()`: gives the CPU to the next ready process. Returns 0.
     pub const YIELD: u64 = 4;
-    /// `sleep(milliseconds)`: blocks for at least that long (timer resolution).
+    /// `sleep(milliseconds)`: blocks for at least that long (timer
+    /// resolution). Returns 0.
     pub const SLEEP: u64 = 5;
     /// `clock(kind)`: [`super::clock`] kinds.
     pub const CLOCK: u64 = 6;
@@ -59,13 +62,15 @@ pub mod number {
     /// `mailbox_receive(handle, ptr, len, handle_array_ptr, deadline)` ->
     /// `rax` = length, `rdx` = badge, `r8` = reply handle (0 if the message
     /// was not a call). Transferred handles land in the
-    /// [`super::HandleArray`], which must be writable; the kernel writes it
-    /// only when handles arrive, so set its count to 0 before the call.
+    /// [`super::HandleArray`], which is required and must be writable (0
+    /// gives `InvalidArgument`); the kernel writes it only when handles
+    /// arrive, so set its count to 0 before the call.
     pub const MAILBOX_RECEIVE: u64 = 35;
     /// `mailbox_call(handle, ptr, len, reply_ptr, reply_len, handle_array_ptr)`:
-    /// sends the handles in the array (if the pointer is non-zero), waits for
-    /// the reply. `rax` = reply length, `r8` = how many handles the reply
-    /// carried; when that is non-zero the kernel wrote them to the array.
+    /// sends the handles in the array (required, writable; count 0 sends
+    /// none), waits for the reply. `rax` = reply length, `rdx` = badge (0),
+    /// `r8` = how many handles the reply carried; when that is non-zero the
+    /// kernel wrote them to the array.
     pub const MAILBOX_CALL: u64 = 36;
     /// `mailbox_reply(reply_handle, ptr, len, handles_ptr, handle_count)`.
     pub const MAILBOX_REPLY: u64 = 37;
@@ -275,7 +280,7 @@ pub struct KernelStats {
     pub free_frames: u64,
     /// Live processes.
     pub processes: u64,
-    /// Processes killed by faults since boot.
+    /// Processes killed since boot, by a fault or by their parent.
     pub processes_killed: u64,
 }
 

@@ -400,6 +400,11 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Whether `[address, address + length)` is mapped user-readable.
+    pub fn is_readable(&self, address: u64, length: usize) -> bool {
+        self.check_range(address, length, false).is_ok()
+    }
+
     /// Whether `[address, address + length)` is mapped user-writable.
     pub fn is_writable(&self, address: u64, length: usize) -> bool {
         self.check_range(address, length, true).is_ok()

@@ -10,8 +10,10 @@
 //! - [`FileSystem::append_pages`] makes a process's pages the file's next
 //!   pages (the frames gain a reference, nothing is copied).
 //!
-//! A file page shared with anyone else is copied before it is written (copy
-//! on write), and that copy is counted as a kernel-to-kernel `File` copy.
+//! A file page shared with anyone else is copied before `write` changes it
+//! (copy on write), and that copy is counted as a kernel-to-kernel `File`
+//! copy. Pages appended with `append_pages` stay shared with whoever maps
+//! them: a writable mapping of such a page changes the file too.
 
 use kipc::{Direction, Error, Mechanism, ProcessId, UserLimit, UserSlice};
 use spin::Mutex;
@@ -88,11 +90,14 @@ pub struct OpenFile {
 /// The file system.
 pub struct FileSystem {
     files: [File; MAX_FILES],
+    /// Pages of a file being generated, before it replaces the old one.
+    scratch: [u64; MAX_FILE_PAGES],
 }
 
 /// The one file system, behind its own lock (taken inside the kernel lock).
 pub static FILES: Mutex<FileSystem> = Mutex::new(FileSystem {
     files: [const { File::EMPTY }; MAX_FILES],
+    scratch: [0; MAX_FILE_PAGES],
 });
 
 const LIMIT: UserLimit = UserLimit::new(USER_END);
@@ -274,7 +279,17 @@ impl FileSystem {
             let page = (position / FRAME_SIZE) as usize;
             let within = (position % FRAME_SIZE) as usize;
             let piece = (FRAME_SIZE as usize - within).min(length - done);
-            let frame = Self::writable_page(file, page, ipc, caller)?;
+            let frame = match Self::writable_page(file, page, ipc, caller) {
+                Ok(frame) => frame,
+                // Out of frames part-way: keep what was written, like a short write.
+                Err(error) if done > 0 => {
+                    let _ = error;
+                    file.size = file.size.max(position);
+                    open.offset = position;
+                    return Ok(done);
+                }
+                Err(error) => return Err(error),
+            };
             let source = data.subslice(done, piece).ok_or(Error::BadAddress)?;
             let destination = &mut frame_bytes(frame)[within..within + piece];
             let copied =
@@ -318,29 +333,37 @@ impl FileSystem {
             writable: false,
             executable: false,
         };
-        for index in 0..pages {
-            let page = first as usize + index;
+        // Fill holes first, so a failure below has only mappings to undo.
+        for page in first as usize..first as usize + pages {
             if file.pages[page] == 0 {
                 let fresh = memory::allocate_frame().ok_or(Error::OutOfFrames)?;
                 file.pages[page] = fresh.as_u64();
             }
-            let frame = PhysAddr::new(file.pages[page]);
-            memory::share_frame(frame);
+        }
+        for index in 0..pages {
+            let frame = PhysAddr::new(file.pages[first as usize + index]);
             // The mapping owns the new reference; teardown or a page loan
-            // takes it over.
-            if space
+            // takes it over. A page lent out too often refuses more lends.
+            let failure = if memory::share_frame(frame).is_err() {
+                Some(Error::OutOfMappings)
+            } else if space
                 .map(address + index as u64 * FRAME_SIZE, frame, access, true)
                 .is_err()
             {
                 // SAFETY: the reference taken just above was not handed out.
                 unsafe { memory::free_frame(frame) };
+                Some(Error::OutOfFrames)
+            } else {
+                None
+            };
+            if let Some(error) = failure {
                 for undo in 0..index {
                     if let Some((frame, _)) = space.unmap(address + undo as u64 * FRAME_SIZE) {
                         // SAFETY: the mapping's reference, taken above.
                         unsafe { memory::free_frame(frame) };
                     }
                 }
-                return Err(Error::OutOfFrames);
+                return Err(error);
             }
         }
         Ok(address)
@@ -383,10 +406,15 @@ impl FileSystem {
                 .checked_add(index as u64 * FRAME_SIZE)
                 .ok_or(Error::BadAddress)?;
             let (frame, _) = space.translate(page).ok_or(Error::NotMapped)?;
+            // Room for one more reference per occurrence in this call.
+            if memory::frame_references(frame) >= memory::MAX_REFERENCES - pages as u16 {
+                return Err(Error::OutOfMappings);
+            }
             *slot = frame.as_u64();
         }
         for (index, &frame) in frames[..pages].iter().enumerate() {
-            memory::share_frame(PhysAddr::new(frame));
+            // Checked above: cannot fail.
+            let _ = memory::share_frame(PhysAddr::new(frame));
             // A page past the end can exist already (a write that faulted half-way
             // allocated it): the file drops its reference to it before replacing it.
             let old = core::mem::replace(&mut file.pages[first + index], frame);
@@ -407,17 +435,16 @@ impl FileSystem {
 
     /// Creates (or replaces) `name` with `size` deterministic bytes from `seed`.
     pub fn generate(&mut self, name: &[u8], size: u64, seed: u64) -> Result<u64, Error> {
-        if size > MAX_FILE_SIZE {
+        if size > MAX_FILE_SIZE || name.is_empty() {
             return Err(Error::InvalidArgument);
         }
-        let open = self.open(name, flags::CREATE | flags::TRUNCATE)?;
-        let file = self.file(&open)?;
-        let mut state = seed | 1;
+        // Build the new contents first: an existing file is replaced only
+        // once they exist, so running out of frames leaves it untouched.
         let pages = size.div_ceil(FRAME_SIZE) as usize;
+        let mut state = seed | 1;
         for page in 0..pages {
             let Some(frame) = memory::allocate_frame() else {
-                file.release_pages();
-                self.close(&open);
+                self.release_scratch(page);
                 return Err(Error::OutOfFrames);
             };
             let bytes = frame_bytes(frame.as_u64());
@@ -428,12 +455,31 @@ impl FileSystem {
                 state ^= state << 17;
                 chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
             }
-            file.pages[page] = frame.as_u64();
+            self.scratch[page] = frame.as_u64();
         }
+        let open = match self.open(name, flags::CREATE | flags::TRUNCATE) {
+            Ok(open) => open,
+            Err(error) => {
+                self.release_scratch(pages);
+                return Err(error);
+            }
+        };
+        self.file(&open)?;
+        let file = &mut self.files[open.file];
+        file.pages[..pages].copy_from_slice(&self.scratch[..pages]);
+        self.scratch[..pages].fill(0);
         file.size = size;
         let sum = checksum_pages(&file.pages, size);
         self.close(&open);
         Ok(sum)
+    }
+
+    fn release_scratch(&mut self, pages: usize) {
+        for frame in self.scratch[..pages].iter_mut() {
+            // SAFETY: allocated by `generate` above and handed to nobody.
+            unsafe { memory::free_frame(PhysAddr::new(*frame)) };
+            *frame = 0;
+        }
     }
 
     /// Closes every file in `open_files` (a process's table at exit).

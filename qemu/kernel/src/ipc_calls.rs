@@ -138,6 +138,9 @@ fn write_handle_array(space: &AddressSpace, address: u64, handles: &[Handle]) ->
 /// Checks that a handle array can be written before kipc installs handles
 /// the caller could otherwise never learn about (a page-table check, no copy).
 fn probe_handle_array(space: &AddressSpace, address: u64) -> Result<(), Error> {
+    if address == 0 {
+        return Err(Error::InvalidArgument);
+    }
     if space.is_writable(address, size_of::<HandleArray>()) {
         Ok(())
     } else {
@@ -209,7 +212,10 @@ fn call(
             value(0)
         }
         number::HANDLE_DUPLICATE => {
-            let rights = Rights::from_bits(a1 as u32).ok_or(Error::InvalidArgument)?;
+            let rights = u32::try_from(a1)
+                .ok()
+                .and_then(Rights::from_bits)
+                .ok_or(Error::InvalidArgument)?;
             let new = ipc.handle_duplicate(caller, handle_from(a0)?, rights)?;
             value(u64::from(new.into_raw()))
         }
@@ -222,7 +228,10 @@ fn call(
         // ----- mailboxes -----
         number::MAILBOX_CREATE => value(u64::from(ipc.mailbox_create(caller)?.into_raw())),
         number::MAILBOX_MINT => {
-            let rights = Rights::from_bits(a1 as u32).ok_or(Error::InvalidArgument)?;
+            let rights = u32::try_from(a1)
+                .ok()
+                .and_then(Rights::from_bits)
+                .ok_or(Error::InvalidArgument)?;
             let minted = ipc.mailbox_mint(caller, handle_from(a0)?, rights, a2)?;
             value(u64::from(minted.into_raw()))
         }
@@ -239,9 +248,8 @@ fn call(
             return Ok(outcome(system, caller, answer, |()| value(0)));
         }
         number::MAILBOX_RECEIVE => {
-            if a3 != 0 {
-                probe_handle_array(host.processes_space(caller), a3)?;
-            }
+            // Handles that arrive must be reported somewhere: the array is required.
+            probe_handle_array(host.processes_space(caller), a3)?;
             let answer = ipc.mailbox_receive(
                 caller,
                 handle_from(a0)?,
@@ -259,15 +267,15 @@ fn call(
             });
         }
         number::MAILBOX_CALL => {
-            let handles = if a5 != 0 {
+            // The array carries the handles to send and receives the reply's:
+            // it is required, so no transferred handle goes unreported.
+            let handles: heapless::Vec<Handle, MESSAGE_HANDLES> = {
                 let space = host.processes_space(caller);
                 let array = read_writable_handle_array(space, a5)?;
                 array.handles[..array.count as usize]
                     .iter()
                     .map(|&raw| Handle::from_raw(raw))
                     .collect()
-            } else {
-                heapless::Vec::<Handle, MESSAGE_HANDLES>::new()
             };
             let answer = ipc.mailbox_call(
                 caller,
@@ -302,9 +310,7 @@ fn call(
         number::MAILBOX_REPLY_RECEIVE => {
             // The fast path of a server loop: no handle arrays to read, one
             // probe at most, then straight into kipc.
-            if a3 != 0 {
-                probe_handle_array(host.processes_space(caller), a3)?;
-            }
+            probe_handle_array(host.processes_space(caller), a3)?;
             let mailbox = handle_from(a0)?;
             let buffer = slice(a1, a2)?;
             let answer = if a4 == 0 {

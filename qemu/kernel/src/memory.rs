@@ -211,20 +211,20 @@ pub unsafe fn free_frame(frame: PhysAddr) {
     x86_64::instructions::interrupts::without_interrupts(|| FRAMES.lock().release(frame.as_u64()));
 }
 
-/// Adds a reference to an allocated frame (it is now shared).
-pub fn share_frame(frame: PhysAddr) {
+/// Most references a frame may have; sharing beyond fails instead of wrapping.
+pub const MAX_REFERENCES: u16 = u16::MAX - 1;
+
+/// Adds a reference to an allocated frame (it is now shared). Fails, changing
+/// nothing, if the frame is free or already has [`MAX_REFERENCES`].
+pub fn share_frame(frame: PhysAddr) -> Result<(), ()> {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let mut frames = FRAMES.lock();
         let count = &mut frames.references[(frame.as_u64() / FRAME_SIZE) as usize];
-        if *count == 0 || *count == u16::MAX {
-            let seen = *count;
-            drop(frames);
-            crate::fail(format_args!(
-                "cannot share frame {:#x} with {seen} references",
-                frame.as_u64()
-            ));
+        if *count == 0 || *count >= MAX_REFERENCES {
+            return Err(());
         }
         *count += 1;
+        Ok(())
     })
 }
 

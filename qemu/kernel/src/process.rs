@@ -522,6 +522,13 @@ pub fn exit(system: &mut System, id: ProcessId, code: u32) {
     }
 }
 
+/// Removes a child that never ran (its spawn failed half-way): like `exit`,
+/// but no exit code is kept, since its parent never learned its id.
+pub fn discard(system: &mut System, id: ProcessId) {
+    exit(system, id, kipc_abi::EXIT_KILLED);
+    system.processes.zombies.retain(|zombie| zombie.id != id);
+}
+
 /// A read-only view for judging a scenario.
 pub struct SystemView<'a> {
     /// The IPC core.

@@ -99,6 +99,11 @@ pub fn root_exited(view: SystemView, name: &str, code: u32) -> ! {
         live == 0,
         "{live} processes still running after {name} exited"
     );
+    let zombies = view.processes.zombies.len();
+    check!(
+        zombies == 0,
+        "{zombies} exit codes still held after {name} exited"
+    );
     let usage = view.ipc.usage();
     check!(
         usage == kipc::Usage::default(),

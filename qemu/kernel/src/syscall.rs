@@ -191,6 +191,7 @@ fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 
         number::WAIT => wait(system, caller, arguments[0]),
         number::YIELD => {
             system.processes.make_ready(caller.slot());
+            set_result(system, caller, 0);
             Flow::Switch
         }
         number::SLEEP => {
@@ -199,6 +200,7 @@ fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 
             if let Some(process) = system.processes.get_mut(caller) {
                 process.state = State::Sleeping(until);
             }
+            set_result(system, caller, 0);
             Flow::Switch
         }
         number::CLOCK => match arguments[0] {
@@ -221,6 +223,16 @@ fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 
     }
 }
 
+/// Sets the value a process switched away from will see when it resumes
+/// (for calls that always succeed but give up the CPU).
+fn set_result(system: &mut System, caller: ProcessId, result: u64) {
+    if let Some(process) = system.processes.get(caller) {
+        // SAFETY: the caller's frame, saved at the top of its kernel stack by
+        // this system call's entry; it does not run until it is resumed.
+        unsafe { (*process.frame).rax = kipc_abi::encode(Ok(result)) };
+    }
+}
+
 /// The caller's address space.
 pub fn space_of(system: &System, caller: ProcessId) -> &AddressSpace {
     &system
@@ -239,14 +251,7 @@ fn console_write(system: &mut System, caller: ProcessId, address: u64, length: u
     let mut buffer = [0u8; 256];
     let mut done = 0u64;
     // Check the whole range first so a bad buffer prints nothing.
-    let mut probe = [0u8; 1];
-    if length > 0
-        && (space.copy_from_user(address, &mut probe).is_err()
-            || space
-                .copy_from_user(address.wrapping_add(length - 1), &mut probe)
-                .is_err()
-            || address.checked_add(length).is_none())
-    {
+    if !space.is_readable(address, length as usize) {
         return error(Error::BadAddress);
     }
     while done < length {
@@ -308,12 +313,26 @@ fn spawn(system: &mut System, caller: ProcessId, arguments: [u64; 6]) -> Flow {
         .map(|chunk| kipc::Handle::from_raw(u32::from_le_bytes(chunk.try_into().unwrap_or([0; 4]))))
         .collect();
     // Check every handle before creating anything, so a bad list changes nothing.
-    for handle in &handles {
+    for (index, handle) in handles.iter().enumerate() {
         match system.ipc.handle_info(caller, *handle) {
+            // A one-shot reply handle belongs to its call: it cannot be copied.
+            Ok(info) if info.kind == kipc::ObjectKind::Reply => {
+                return error(Error::InvalidArgument);
+            }
             Ok(info) if info.rights.contains(kipc::Rights::TRANSFER) => {}
             Ok(_) => return error(Error::PermissionDenied),
             Err(failure) => return error(failure),
         }
+        if handles[..index].contains(handle) {
+            return error(Error::InvalidArgument);
+        }
+    }
+    // Exit codes wait in a bounded table until collected: refuse children
+    // whose codes could not be kept.
+    if system.processes.zombies.len() + system.processes.live()
+        >= system.processes.zombies.capacity()
+    {
+        return error(Error::OutOfProcesses);
     }
     let Ok(name) = core::str::from_utf8(&name) else {
         return error(Error::InvalidArgument);
@@ -338,7 +357,7 @@ fn spawn(system: &mut System, caller: ProcessId, arguments: [u64; 6]) -> Flow {
                 granted[index * 4..index * 4 + 4].copy_from_slice(&new.into_raw().to_le_bytes())
             }
             Err(failure) => {
-                process::exit(system, child, kipc_abi::EXIT_KILLED);
+                process::discard(system, child);
                 return error(failure);
             }
         }
@@ -353,7 +372,7 @@ fn spawn(system: &mut System, caller: ProcessId, arguments: [u64; 6]) -> Flow {
         .copy_to_user(array, &granted[..handles.len() * 4])
         .is_err()
     {
-        process::exit(system, child, kipc_abi::EXIT_KILLED);
+        process::discard(system, child);
         return error(Error::OutOfFrames);
     }
     frame.rdx = array;

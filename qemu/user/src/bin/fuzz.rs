@@ -460,6 +460,7 @@ const ALL_NUMBERS: &[u64] = &[
     number::MAILBOX_RECEIVE,
     number::MAILBOX_CALL,
     number::MAILBOX_REPLY,
+    number::MAILBOX_REPLY_RECEIVE,
     number::PIPE_CREATE,
     number::PIPE_READ,
     number::PIPE_WRITE,
@@ -1070,6 +1071,21 @@ impl Fuzzer {
                 call.nonzero = true;
             }
             number::MAILBOX_CALL => self.mailbox_call(call),
+            number::MAILBOX_REPLY_RECEIVE => {
+                // Once its reply succeeds this call waits forever, so aim it only
+                // where the reply must fail: a reply handle that is no 32-bit value.
+                a[0] = self.handle(Kind::Mailbox);
+                let length = self.length();
+                a[1] = self.pointer(length).0;
+                a[2] = length;
+                a[3] = scratch() + self.random.below(64) * 4;
+                a[4] = self.random.next() | 1 << 40;
+                a[5] = self
+                    .random
+                    .below(length.saturating_mul(2).saturating_add(1));
+                call.must_fail = true;
+                call.nonzero = true;
+            }
             number::PIPE_READ | number::PIPE_WRITE => {
                 let reading = call.number == number::PIPE_READ;
                 a[0] = self.handle(if reading {

@@ -31,8 +31,11 @@ const TESTS: &[&str] = &[
 fn main(start: kipc_user::Start) -> u32 {
     // `demo ...`: what `cargo run` shows; the rest of the argument (the
     // kernel command line) goes to the demo program.
-    if let Some(rest) = start.argument.strip_prefix("demo") {
-        let demo = spawn("demo", rest.trim_start(), &[]).expect("spawn demo");
+    if let Some(rest) = (start.argument == "demo")
+        .then_some("")
+        .or_else(|| start.argument.strip_prefix("demo "))
+    {
+        let demo = spawn("demo", rest, &[]).expect("spawn demo");
         return wait(demo).unwrap_or(1);
     }
     match start.argument {
