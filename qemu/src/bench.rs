@@ -367,7 +367,7 @@ impl Results {
         const WIDTH: f64 = 760.0;
         const HEIGHT: f64 = 440.0;
         const LEFT: f64 = 70.0;
-        const RIGHT: f64 = 170.0;
+        const RIGHT: f64 = 120.0;
         const TOP: f64 = 40.0;
         const BOTTOM: f64 = 60.0;
         const COLORS: [&str; 7] = [
@@ -479,13 +479,15 @@ impl Results {
                 "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
                 path.join(" ")
             );
-            let legend_y = TOP + 20.0 + index as f64 * 18.0;
+            // Legend in the top-left corner of the plot, where small sizes keep
+            // every line low.
+            let legend_y = TOP + 14.0 + index as f64 * 17.0;
             let _ = writeln!(
                 out,
                 "<line x1=\"{0}\" y1=\"{legend_y}\" x2=\"{1}\" y2=\"{legend_y}\" stroke=\"{color}\" stroke-width=\"3\"/><text x=\"{2}\" y=\"{3}\">{mechanism}</text>",
-                WIDTH - RIGHT + 110.0,
-                WIDTH - RIGHT + 130.0,
-                WIDTH - RIGHT + 134.0,
+                LEFT + 14.0,
+                LEFT + 34.0,
+                LEFT + 40.0,
                 legend_y + 4.0
             );
         }
