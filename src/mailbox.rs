@@ -455,7 +455,10 @@ impl<
         if handles.contains(&reply) {
             return Err(Error::InvalidArgument);
         }
-        let capabilities = self.transfers_if_any(caller, handles)?;
+        let mut capabilities = heapless::Vec::new();
+        if !handles.is_empty() {
+            capabilities = self.transfers(caller, handles)?;
+        }
         self.reserve_handles(client, capabilities.len())?;
         self.ledger.copy_user_to_user(
             host,
@@ -508,7 +511,11 @@ impl<
         if payload.len() > PAYLOAD {
             return Err(Error::MessageTooLarge { limit: PAYLOAD });
         }
-        let capabilities = self.transfers_if_any(caller, handles)?;
+        // Filled in place (a `Result` of the array by value costs a copy of it).
+        let mut capabilities = heapless::Vec::new();
+        if !handles.is_empty() {
+            capabilities = self.transfers(caller, handles)?;
+        }
         let handle_count = capabilities.len() + usize::from(reply.is_some());
 
         // Fast path: a receiver is already waiting with a buffer.
@@ -576,21 +583,6 @@ impl<
         }
         self.take_transfers(caller, handles);
         Ok(Outcome::Done(()))
-    }
-
-    /// [`Ipc::transfers`], without its call for the common message that carries no handles
-    /// (returning the capability array by value costs a copy of it on every message).
-    #[inline(always)]
-    fn transfers_if_any(
-        &self,
-        caller: ProcessId,
-        handles: &[Handle],
-    ) -> Result<heapless::Vec<Capability, MAX_MESSAGE_HANDLES>, Error> {
-        if handles.is_empty() {
-            Ok(heapless::Vec::new())
-        } else {
-            self.transfers(caller, handles)
-        }
     }
 
     /// Installs a delivered message's handles (and reply handle) in `receiver`'s table.

@@ -416,6 +416,16 @@ impl AddressSpace {
             .checked_add(length as u64)
             .filter(|&end| end <= USER_END)
             .ok_or(Fault { address })?;
+        if length != 0 && (address ^ (end - 1)) < FRAME_SIZE {
+            // One page (a system call's small argument): one walk, no loop.
+            let fault = Fault { address };
+            let (_, writable, _) = self.translate_raw(address).ok_or(fault)?;
+            return if write && !writable {
+                Err(fault)
+            } else {
+                Ok(())
+            };
+        }
         let mut page = address & !(FRAME_SIZE - 1);
         while page < end {
             let fault = Fault {
@@ -456,6 +466,30 @@ impl AddressSpace {
             unsafe {
                 core::ptr::copy_nonoverlapping(kernel, destination[offset..].as_mut_ptr(), piece)
             }
+        })
+    }
+
+    /// Reads the little-endian `u32` at `address` when `[address, address +
+    /// span)` lies in one present, writable user page (`span` at least 4);
+    /// `None` otherwise (the caller falls back to a full checked copy, which
+    /// reports the fault). One walk, no copy loop: for the count word of an
+    /// in/out argument whose rest is usually not needed.
+    pub fn read_word_in_writable_page(&self, address: u64, span: usize) -> Option<u32> {
+        let end = address.checked_add(span as u64)?;
+        if span < 4 || (address ^ (end - 1)) >= FRAME_SIZE {
+            return None;
+        }
+        // `translate_raw` checks `address` below USER_END; the page's end is
+        // at most USER_END, so the whole span is user memory.
+        let (frame, writable, _) = self.translate_raw(address)?;
+        if !writable {
+            return None;
+        }
+        // SAFETY: the 4 bytes lie inside a checked, present user page of this
+        // space (the span is in one page), reached through the direct map; an
+        // unaligned read of plain bytes.
+        Some(unsafe {
+            (phys_to_virt(frame + (address & (FRAME_SIZE - 1))) as *const u32).read_unaligned()
         })
     }
 

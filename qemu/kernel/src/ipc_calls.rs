@@ -85,6 +85,14 @@ fn read_handles(
 /// takes one walk; a fault falls back to the separate read and probe so the
 /// error is the one they give.
 fn read_writable_handle_array(space: &AddressSpace, address: u64) -> Result<HandleArray, Error> {
+    // Most calls send no handles: when the whole array is in one writable
+    // page and its count word is 0, that word is all there is to read.
+    if space.read_word_in_writable_page(address, size_of::<HandleArray>()) == Some(0) {
+        return Ok(HandleArray {
+            count: 0,
+            handles: [0; MESSAGE_HANDLES],
+        });
+    }
     let mut bytes = [0u8; size_of::<HandleArray>()];
     if space.copy_from_writable_user(address, &mut bytes).is_ok() {
         return handle_array_from(&bytes);
@@ -269,19 +277,13 @@ fn call(
         number::MAILBOX_CALL => {
             // The array carries the handles to send and receives the reply's:
             // it is required, so no transferred handle goes unreported.
-            let handles: heapless::Vec<Handle, MESSAGE_HANDLES> = {
-                let space = host.processes_space(caller);
-                let array = read_writable_handle_array(space, a5)?;
-                array.handles[..array.count as usize]
-                    .iter()
-                    .map(|&raw| Handle::from_raw(raw))
-                    .collect()
-            };
+            let array = read_writable_handle_array(host.processes_space(caller), a5)?;
+            let handles = array.handles.map(Handle::from_raw);
             let answer = ipc.mailbox_call(
                 caller,
                 handle_from(a0)?,
                 slice(a1, a2)?,
-                &handles,
+                &handles[..array.count as usize],
                 slice(a3, a4)?,
                 None,
                 &mut host,
