@@ -216,8 +216,194 @@ fn bad_arguments() -> u32 {
         result.err() == Some(ErrorCode::NoSuchProcess.into()),
         "wait for a stranger gave {result:?}"
     );
-    println!("init: bad arguments ok (every bad pointer and length refused)");
+    ipc_and_file_arguments(&bad_pointers);
+    println!("init: bad arguments ok (every bad pointer, length and handle refused, nothing lost)");
     0
+}
+
+/// Bad pointers and handles on the IPC and file calls: each gets its error, and
+/// a failed call changes nothing (data stays where it was).
+fn ipc_and_file_arguments(bad_pointers: &[(u64, u64)]) {
+    use kipc_user::{call, call2, number};
+    let bad_address = Some(ErrorCode::BadAddress.into());
+    let (read, write) = ipc::pipe().expect("pipe");
+    let mailbox = ipc::mailbox_create().expect("mailbox");
+    let queue = ipc::mqueue_create("bad-args", 4, 64).expect("queue");
+    let file = kipc_user::file::create("bad-args").expect("file");
+    check!(
+        ipc::write(write, b"keep", Deadline::NoWait) == Ok(4),
+        "pipe write"
+    );
+    ipc::send(mailbox, b"kept", &[], Deadline::NoWait).expect("send");
+    ipc::mqueue_send(queue, b"kept", 1, Deadline::NoWait).expect("queue send");
+    let mut array = kipc_abi::HandleArray::default();
+    let array_pointer = (&raw mut array) as u64;
+    for &(address, length) in bad_pointers {
+        let length = length.max(4);
+        let checks: [(&str, u64, [u64; 6]); 12] = [
+            (
+                "pipe_write",
+                number::PIPE_WRITE,
+                [u64::from(write.0), address, length, 0, 0, 0],
+            ),
+            (
+                "pipe_read",
+                number::PIPE_READ,
+                [u64::from(read.0), address, length, 0, 0, 0],
+            ),
+            (
+                "mailbox_send",
+                number::MAILBOX_SEND,
+                [u64::from(mailbox.0), address, length, 0, 0, 0],
+            ),
+            (
+                "mailbox_receive",
+                number::MAILBOX_RECEIVE,
+                [u64::from(mailbox.0), address, length, array_pointer, 0, 0],
+            ),
+            (
+                "mailbox_receive array",
+                number::MAILBOX_RECEIVE,
+                [u64::from(mailbox.0), array_pointer, 64, address, 0, 0],
+            ),
+            (
+                "mqueue_send",
+                number::MQUEUE_SEND,
+                [u64::from(queue.0), address, length, 1, 0, 0],
+            ),
+            (
+                "mqueue_receive",
+                number::MQUEUE_RECEIVE,
+                [u64::from(queue.0), address, 64, 0, 0, 0],
+            ),
+            (
+                "fifo_create",
+                number::FIFO_CREATE,
+                [address, length.min(8), 0, 0, 0, 0],
+            ),
+            (
+                "file_open",
+                number::FILE_OPEN,
+                [address, length.min(8), 1, 0, 0, 0],
+            ),
+            (
+                "file_write",
+                number::FILE_WRITE,
+                [file.0, address, length, 0, 0, 0],
+            ),
+            (
+                "ledger_read",
+                number::LEDGER_READ,
+                [
+                    address,
+                    size_of::<kipc_abi::LedgerRecord>() as u64,
+                    kipc_abi::LEDGER_GLOBAL,
+                    0,
+                    0,
+                    0,
+                ],
+            ),
+            (
+                "resource_usage",
+                number::RESOURCE_USAGE,
+                [
+                    address,
+                    size_of::<kipc_abi::ResourceUsage>() as u64,
+                    0,
+                    0,
+                    0,
+                    0,
+                ],
+            ),
+        ];
+        for (name, number, arguments) in checks {
+            let result = call(number, arguments);
+            // A missing handle array (address 0) is refused as an argument.
+            let expected = if name.ends_with("array") && address == 0 {
+                Some(ErrorCode::InvalidArgument.into())
+            } else {
+                bad_address
+            };
+            check!(
+                result.err() == expected,
+                "{name} with {address:#x}+{length} gave {result:?}"
+            );
+        }
+    }
+    // Nothing was lost or half-done by the failed calls.
+    let mut buffer = [0u8; 64];
+    check!(
+        ipc::read(read, &mut buffer, Deadline::NoWait) == Ok(4),
+        "pipe lost its bytes"
+    );
+    check!(&buffer[..4] == b"keep", "pipe bytes changed");
+    let message = ipc::receive(mailbox, &mut buffer, Deadline::NoWait).expect("message kept");
+    check!(
+        message.length == 4 && &buffer[..4] == b"kept",
+        "mailbox message changed"
+    );
+    check!(
+        ipc::receive(mailbox, &mut buffer, Deadline::NoWait).err()
+            == Some(ErrorCode::WouldBlock.into()),
+        "a failed send queued something"
+    );
+    let mut large = [0u8; 64];
+    check!(
+        ipc::mqueue_receive(queue, &mut large, Deadline::NoWait) == Ok((4, 1)),
+        "queue message lost"
+    );
+    check!(file.size() == Ok(0), "a failed file write changed the file");
+    // Handles: never issued, closed (stale), and of the wrong kind.
+    let semaphore = ipc::semaphore_create(0).expect("semaphore");
+    ipc::close(semaphore).expect("close");
+    for (raw, expected) in [
+        (0u64, ErrorCode::BadHandle),
+        (u64::from(u32::MAX), ErrorCode::BadHandle),
+        (1 << 40, ErrorCode::BadHandle),
+        (u64::from(semaphore.0), ErrorCode::StaleHandle),
+        (u64::from(mailbox.0), ErrorCode::WrongObjectKind),
+    ] {
+        let result = call(number::PIPE_WRITE, [raw, b"x".as_ptr() as u64, 1, 0, 0, 0]);
+        check!(
+            result.err() == Some(expected.into()),
+            "pipe_write on handle {raw:#x} gave {result:?}"
+        );
+    }
+    // Rights: the read end cannot write, a duplicate cannot gain rights.
+    let result = call(
+        number::PIPE_WRITE,
+        [u64::from(read.0), b"x".as_ptr() as u64, 1, 0, 0, 0],
+    );
+    check!(
+        result.err() == Some(ErrorCode::PermissionDenied.into()),
+        "write on a read end gave {result:?}"
+    );
+    let result = call2(
+        number::HANDLE_DUPLICATE,
+        [
+            u64::from(read.0),
+            u64::from(kipc::Rights::all().bits()),
+            0,
+            0,
+            0,
+            0,
+        ],
+    );
+    check!(result.is_err(), "a duplicate gained rights: {result:?}");
+    let result = call(
+        number::HANDLE_DUPLICATE,
+        [u64::from(read.0), 1 << 40, 0, 0, 0, 0],
+    );
+    check!(
+        result.err() == Some(ErrorCode::InvalidArgument.into()),
+        "rights beyond 32 bits gave {result:?}"
+    );
+    for handle in [read, write, mailbox, queue] {
+        ipc::close(handle).expect("close");
+    }
+    ipc::mqueue_unlink("bad-args").expect("unlink queue");
+    file.close().expect("close file");
+    kipc_user::file::unlink("bad-args").expect("unlink file");
 }
 
 /// Every kind of kipc object once, inside one process: the plumbing works.
