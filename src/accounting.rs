@@ -236,6 +236,7 @@ impl<const P: usize> Ledger<P> {
 
     /// Records a copy of `bytes` bytes made by `process`'s call, outside kipc's own copy
     /// paths (for example by the host's file system). Zero-byte copies are not counted.
+    #[inline]
     pub fn record(
         &mut self,
         process: ProcessId,
@@ -317,6 +318,7 @@ impl<const P: usize> Ledger<P> {
 
     /// Accounted copy user → user, attributed to `from` (the process whose call copies).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub fn copy_user_to_user<M: UserMemory + ?Sized>(
         &mut self,
         memory: &mut M,

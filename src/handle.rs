@@ -147,6 +147,7 @@ impl<T: Copy, const N: usize> HandleTable<T, N> {
     }
 
     /// Removes the value behind `handle` and retires the handle number.
+    #[inline(always)]
     pub fn remove(&mut self, handle: Handle) -> Result<T, Error> {
         let index = self.slot_index(handle)?;
         let slot = &mut self.slots[index];

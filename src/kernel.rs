@@ -688,7 +688,9 @@ impl<
         })
     }
 
-    /// Clears `process`'s wait and reports `wakeup` for it.
+    /// Clears `process`'s wait and reports `wakeup` for it. (Inlined: the
+    /// wake-up is then built where the host reads it, not copied through a call.)
+    #[inline(always)]
     pub(crate) fn finish_wait<W: Wake + ?Sized>(
         &mut self,
         process: ProcessId,

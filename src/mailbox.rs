@@ -303,6 +303,7 @@ impl<
     }
 
     /// The receive half of `mailbox_receive` and `mailbox_reply_receive`.
+    #[inline(always)]
     fn receive_from<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -439,7 +440,7 @@ impl<
         let waiting = self
             .process(client)
             .ok()
-            .and_then(|p| p.wait)
+            .and_then(|p| p.wait.as_ref())
             .and_then(|w| match w.on {
                 WaitOn::Reply { token: t, buffer } if t == token => Some(buffer),
                 _ => None,
@@ -458,8 +459,10 @@ impl<
         let mut capabilities = heapless::Vec::new();
         if !handles.is_empty() {
             capabilities = self.transfers(caller, handles)?;
+            // (With nothing to install there is nothing to reserve: the client
+            // is alive, it was just found waiting.)
+            self.reserve_handles(client, capabilities.len())?;
         }
-        self.reserve_handles(client, capabilities.len())?;
         self.ledger.copy_user_to_user(
             host,
             Mechanism::Mailbox,
@@ -588,6 +591,7 @@ impl<
     /// Installs a delivered message's handles (and reply handle) in `receiver`'s table.
     /// (Takes the envelope's parts by reference: moving a whole envelope costs a copy of
     /// its capability array on every message.)
+    #[inline(always)]
     fn hand_over(
         &mut self,
         receiver: ProcessId,
@@ -596,7 +600,11 @@ impl<
         capabilities: &[Capability],
         reply: Option<(ProcessId, u64)>,
     ) -> Received {
-        let handles = self.install_transfers(receiver, capabilities);
+        let handles = if capabilities.is_empty() {
+            heapless::Vec::new()
+        } else {
+            self.install_transfers(receiver, capabilities)
+        };
         let reply = reply.and_then(|(client, token)| {
             let capability = Capability {
                 object: ObjectRef::Reply {

@@ -411,6 +411,7 @@ impl AddressSpace {
     }
 
     /// Checks that a range is mapped for user access (and writable if `write`).
+    #[inline(always)]
     fn check_range(&self, address: u64, length: usize, write: bool) -> Result<(), Fault> {
         let end = address
             .checked_add(length as u64)

@@ -59,6 +59,7 @@ impl kipc::UserMemory for KernelHost<'_> {
             .map_err(|_| Fault)
     }
 
+    #[inline(always)]
     fn copy_user_to_user(
         &mut self,
         from: ProcessId,
@@ -165,6 +166,7 @@ impl kipc::Clock for KernelHost<'_> {
 }
 
 impl kipc::Wake for KernelHost<'_> {
+    #[inline(always)]
     fn wake(&mut self, process: ProcessId, wakeup: Wakeup) {
         self.processes.wake(process, wakeup);
     }

@@ -17,6 +17,20 @@
 //! Scheduling is round-robin: the timer preempts a process running in user mode
 //! every tick, and an idle context (`hlt` with interrupts on) runs when nothing
 //! is ready. Nothing busy-waits.
+//!
+//! Direct switch (seL4's fast path, in [`switch_after_call`]): when a system
+//! call parks its caller and the same call woke exactly one process, which is
+//! now at the front of the ready queue (nobody was waiting ahead of it: the
+//! server's reply woke the client and the server then blocked in receive, or a
+//! client's message completed the server's receive and the client then blocked
+//! for the reply), the kernel hands the CPU straight to that process without
+//! the generic queue walk. Being at the front, it is exactly the process
+//! round-robin would pick: nobody is overtaken, so the order of everyone else
+//! is unchanged and no one starves. The process handed the CPU runs for the
+//! rest of the current timer tick (the time slice is the tick, not the
+//! process's own), and the next tick preempts it as usual. In every other case
+//! (nobody woken, several woken, others queued ahead) the call falls back to
+//! [`schedule`].
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -135,6 +149,10 @@ pub struct Processes {
     /// Slots, indexed by `ProcessId::slot()`.
     pub table: [Option<Process>; MAX_PROCESSES],
     ready: heapless::Deque<usize, MAX_PROCESSES>,
+    /// Whether each slot is in `ready` (so queueing needs no scan).
+    queued: [bool; MAX_PROCESSES],
+    /// Whom the current system call has woken, for the direct switch.
+    woken: Woken,
     /// The slot on the CPU, `None` while idle.
     pub current: Option<usize>,
     /// The last process that ran (to count real switches).
@@ -143,6 +161,17 @@ pub struct Processes {
     pub zombies: heapless::Vec<Zombie, 32>,
     /// The scenario's first process; when it exits the scenario is judged.
     pub root: Option<ProcessId>,
+}
+
+/// Whom the current system call has woken (see the direct switch above).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Woken {
+    /// Nobody yet.
+    Nobody,
+    /// Exactly this slot.
+    One(usize),
+    /// More than one process.
+    Several,
 }
 
 /// Everything behind the kernel lock: kipc and the processes.
@@ -160,6 +189,8 @@ pub static SYSTEM: Mutex<System> = Mutex::new(System {
     processes: Processes {
         table: [const { None }; MAX_PROCESSES],
         ready: heapless::Deque::new(),
+        queued: [false; MAX_PROCESSES],
+        woken: Woken::Nobody,
         current: None,
         last: None,
         zombies: heapless::Vec::new(),
@@ -216,14 +247,35 @@ impl Processes {
     pub fn make_ready(&mut self, slot: usize) {
         if let Some(process) = self.table[slot].as_mut() {
             process.state = State::Ready;
-            if !self.ready.iter().any(|&queued| queued == slot) {
-                // Capacity equals the slot count, so this cannot fail.
-                let _ = self.ready.push_back(slot);
-            }
+            self.enqueue(slot);
         }
     }
 
+    /// Puts `slot` at the back of the ready queue unless it is already queued.
+    #[inline(always)]
+    fn enqueue(&mut self, slot: usize) {
+        if !self.queued[slot] {
+            // Each slot is queued at most once and the capacity equals the
+            // slot count, so this cannot fail.
+            let _ = self.ready.push_back(slot);
+            self.queued[slot] = true;
+        }
+    }
+
+    /// Takes the front of the ready queue.
+    fn pop_ready(&mut self) -> Option<usize> {
+        let slot = self.ready.pop_front()?;
+        self.queued[slot] = false;
+        Some(slot)
+    }
+
+    /// Starts counting the processes a system call wakes (for the direct switch).
+    pub fn begin_call(&mut self) {
+        self.woken = Woken::Nobody;
+    }
+
     /// Resumes a process parked in kipc as `wakeup` says.
+    #[inline(always)]
     pub fn wake(&mut self, id: ProcessId, wakeup: Wakeup) {
         let Some(process) = self.get_mut(id) else {
             return;
@@ -234,9 +286,14 @@ impl Processes {
         // SAFETY: a blocked process's frame sits untouched at the top of its
         // kernel stack until it runs again, and we hold the kernel lock.
         let frame = unsafe { &mut *process.frame };
-        syscall::complete_wakeup(&process.space, frame, wakeup);
+        syscall::complete_wakeup(&process.space, frame, &wakeup);
+        process.state = State::Ready;
         let slot = id.slot();
-        self.make_ready(slot);
+        self.enqueue(slot);
+        self.woken = match self.woken {
+            Woken::Nobody => Woken::One(slot),
+            _ => Woken::Several,
+        };
     }
 }
 
@@ -355,25 +412,10 @@ fn write_arguments(
 /// stack); returns the frame to resume. With nothing ready, returns a fresh
 /// idle frame (or `idle_frame` when already idle).
 pub fn schedule(processes: &mut Processes, interrupted: *mut TrapFrame) -> *mut TrapFrame {
-    while let Some(slot) = processes.ready.pop_front() {
-        let Some(process) = processes.table[slot].as_mut() else {
-            continue;
-        };
-        if process.state != State::Ready {
-            continue;
+    while let Some(slot) = processes.pop_ready() {
+        if let Some(frame) = run(processes, slot) {
+            return frame;
         }
-        process.state = State::Running;
-        process.space.activate();
-        let top = kernel_stack_top(slot);
-        gdt::set_kernel_stack(VirtAddr::new(top));
-        syscall::set_kernel_stack(top);
-        if processes.last != Some(process.id) {
-            COUNTERS.context_switches.fetch_add(1, Ordering::Relaxed);
-            processes.last = Some(process.id);
-        }
-        let frame = process.frame;
-        processes.current = Some(slot);
-        return frame;
     }
     processes.current = None;
     if interrupted as u64 > idle_stack_top() - IDLE_STACK_SIZE as u64
@@ -383,6 +425,45 @@ pub fn schedule(processes: &mut Processes, interrupted: *mut TrapFrame) -> *mut 
     }
     address_space::activate_kernel();
     idle_frame()
+}
+
+/// Puts the ready process in `slot` on the CPU (CR3, kernel stack) and
+/// returns its frame; `None` if the slot holds no ready process (a stale
+/// queue entry).
+#[inline(always)]
+fn run(processes: &mut Processes, slot: usize) -> Option<*mut TrapFrame> {
+    let process = processes.table[slot].as_mut()?;
+    if process.state != State::Ready {
+        return None;
+    }
+    process.state = State::Running;
+    process.space.activate();
+    let top = kernel_stack_top(slot);
+    gdt::set_kernel_stack(VirtAddr::new(top));
+    syscall::set_kernel_stack(top);
+    if processes.last != Some(process.id) {
+        COUNTERS.context_switches.fetch_add(1, Ordering::Relaxed);
+        processes.last = Some(process.id);
+    }
+    let frame = process.frame;
+    processes.current = Some(slot);
+    Some(frame)
+}
+
+/// After a system call parked its caller: the direct switch (see the module
+/// documentation) when the call woke exactly one process and it is first in
+/// line, otherwise [`schedule`].
+pub fn switch_after_call(processes: &mut Processes, interrupted: *mut TrapFrame) -> *mut TrapFrame {
+    if let Woken::One(slot) = processes.woken
+        && processes.ready.front() == Some(&slot)
+    {
+        processes.woken = Woken::Nobody;
+        let _ = processes.pop_ready();
+        if let Some(frame) = run(processes, slot) {
+            return frame;
+        }
+    }
+    schedule(processes, interrupted)
 }
 
 fn idle_frame() -> *mut TrapFrame {

@@ -142,6 +142,7 @@ pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
     let mut guard = SYSTEM.lock();
     let system = &mut *guard;
     process::save_current(&mut system.processes, frame);
+    system.processes.begin_call();
     let Some(caller) = system.processes.current_id() else {
         crate::fail(format_args!("system call with no current process"));
     };
@@ -163,7 +164,7 @@ pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
             apply(unsafe { &mut *frame }, flow);
             frame
         }
-        Flow::Switch => process::schedule(&mut system.processes, frame),
+        Flow::Switch => process::switch_after_call(&mut system.processes, frame),
     }
 }
 
@@ -491,13 +492,14 @@ fn kernel_stats(system: &mut System, caller: ProcessId, address: u64, length: u6
 
 /// Resumes a process parked in kipc: `Retry` re-runs its system call,
 /// `Completed` and `Failed` deliver a result.
-pub fn complete_wakeup(space: &AddressSpace, frame: &mut TrapFrame, wakeup: Wakeup) {
+#[inline(always)]
+pub fn complete_wakeup(space: &AddressSpace, frame: &mut TrapFrame, wakeup: &Wakeup) {
     match wakeup {
         // Back over the 2-byte `syscall`: number and arguments are still in
         // the saved registers, so the call simply runs again.
         Wakeup::Retry => frame.rip -= 2,
         Wakeup::Failed(failure) => {
-            frame.rax = kipc_abi::encode(Err(ErrorCode::from(failure) as u32));
+            frame.rax = kipc_abi::encode(Err(ErrorCode::from(*failure) as u32));
         }
         Wakeup::Completed(completion) => {
             crate::ipc_calls::deliver_completion(space, frame, completion)
