@@ -83,6 +83,9 @@ impl Frame {
     pub const fn address(self) -> u64 {
         self.0
     }
+
+    /// A placeholder for buffers that [`AddressSpace::unmap_pages`] fills.
+    pub(crate) const PLACEHOLDER: Frame = Frame(0);
 }
 
 /// How a page may be accessed by user code.
@@ -166,6 +169,57 @@ pub trait AddressSpace {
     /// The frame and access of the page mapped at `address` in `process`, if any.
     fn translate(&self, process: ProcessId, address: u64) -> Option<(Frame, Access)>;
 
+    /// Maps `frames` at consecutive pages from `address` in `process` with `access`, all
+    /// or nothing: on failure (the errors of [`AddressSpace::map_page`]) every page this
+    /// call mapped is unmapped again. The default maps page by page; a host can do a
+    /// whole run with one page-table walk.
+    fn map_pages(
+        &mut self,
+        process: ProcessId,
+        address: u64,
+        frames: &[Frame],
+        access: Access,
+    ) -> Result<(), Error> {
+        for (index, frame) in frames.iter().enumerate() {
+            if let Err(error) = self.map_page(process, page_address(address, index), *frame, access)
+            {
+                for undo in 0..index {
+                    let _ = self.unmap_page(process, page_address(address, undo));
+                }
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the mappings of `frames.len()` consecutive pages from `address` in
+    /// `process`, storing each page's frame in `frames` (the frames are not freed), and
+    /// returns the narrowest access among them ([`Access::ReadOnly`] if any page was
+    /// read-only). All or nothing: if any page is not mapped, fails with
+    /// [`Error::NotMapped`] having changed nothing. The default translates every page,
+    /// then unmaps page by page; a host can do a whole run with one page-table walk.
+    fn unmap_pages(
+        &mut self,
+        process: ProcessId,
+        address: u64,
+        frames: &mut [Frame],
+    ) -> Result<Access, Error> {
+        let mut narrowest = Access::ReadWrite;
+        for (index, slot) in frames.iter_mut().enumerate() {
+            let (frame, access) = self
+                .translate(process, page_address(address, index))
+                .ok_or(Error::NotMapped)?;
+            *slot = frame;
+            if access == Access::ReadOnly {
+                narrowest = Access::ReadOnly;
+            }
+        }
+        for index in 0..frames.len() {
+            let _ = self.unmap_page(process, page_address(address, index));
+        }
+        Ok(narrowest)
+    }
+
     /// A free, page-aligned range of `pages` pages in `process`, chosen by the host.
     fn find_free_range(&mut self, process: ProcessId, pages: usize) -> Option<u64>;
 
@@ -185,6 +239,20 @@ pub trait FrameAllocator {
 
     /// Returns `frame` to the allocator.
     fn free_frame(&mut self, frame: Frame);
+
+    /// Returns every frame in `frames` to the allocator, in order. The default frees them
+    /// one by one; a host can free a batch under one lock.
+    fn free_frames(&mut self, frames: &[Frame]) {
+        for frame in frames {
+            self.free_frame(*frame);
+        }
+    }
+}
+
+/// The address of page `index` of a run starting at `address` (the core validated the
+/// whole run against the user limit, so this does not wrap).
+const fn page_address(address: u64, index: usize) -> u64 {
+    address + (index * PAGE_SIZE) as u64
 }
 
 /// A monotonic clock for deadlines. The unit is the host's choice (ticks, nanoseconds);

@@ -224,6 +224,7 @@ impl<
         let ObjectRef::Mailbox(key) = capability.object else {
             return Err(Error::WrongObjectKind);
         };
+        let moves_receive_handle = self.moves_receive_handle(caller, handles);
         let outcome = self.deliver(
             caller,
             key,
@@ -234,11 +235,26 @@ impl<
             blocking,
             host,
         );
-        if !handles.is_empty() {
+        if moves_receive_handle {
             // A receive handle may have left the last table that held it.
             self.collect_unreceivable_mailboxes(host);
         }
         outcome
+    }
+
+    /// Whether `handles` of `caller` (about to be sent) include a mailbox receive handle,
+    /// the only kind whose moving can strand a mailbox. A handle that does not resolve
+    /// counts as one, to be safe (the send will fail anyway).
+    pub(crate) fn moves_receive_handle(&self, caller: ProcessId, handles: &[Handle]) -> bool {
+        handles
+            .iter()
+            .any(|handle| match self.capability(caller, *handle) {
+                Ok(capability) => {
+                    matches!(capability.object, ObjectRef::Mailbox(_))
+                        && capability.rights.contains(Rights::READ)
+                }
+                Err(_) => true,
+            })
     }
 
     /// Receives the oldest message into `buffer` and its handles into the caller's table.
@@ -384,6 +400,7 @@ impl<
         let blocking = deadline.map_or(Blocking::Forever, Blocking::Until);
         let token = self.next_token;
         let reply = Some((caller, token));
+        let moves_receive_handle = self.moves_receive_handle(caller, handles);
         match self.deliver(
             caller,
             key,
@@ -397,7 +414,7 @@ impl<
             Outcome::Blocked => Ok(Outcome::Blocked),
             Outcome::Done(()) => {
                 self.next_token += 1;
-                if !handles.is_empty() {
+                if moves_receive_handle {
                     self.collect_unreceivable_mailboxes(host);
                 }
                 // The message is out; from now on only the reply wait (and its deadline)
@@ -702,6 +719,10 @@ impl<
     /// usual reference counting free what it held.
     ///
     /// Cheap when no handle is in flight; otherwise bounded by the table sizes.
+    ///
+    /// Every event that can strand a mailbox runs it: closing or exiting with a receive
+    /// handle, and sending one (see [`Ipc::moves_receive_handle`]). Moving any other
+    /// handle changes no mailbox's receivability, so such sends skip it.
     pub(crate) fn collect_unreceivable_mailboxes<H: Host>(&mut self, host: &mut H) {
         let in_flight = self
             .mailboxes

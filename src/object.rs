@@ -138,6 +138,11 @@ impl<T: Object, const N: usize> Table<T, N> {
         ))
     }
 
+    /// Whether every slot is live (so [`Table::allocate`] would fail).
+    pub(crate) fn is_full(&self) -> bool {
+        self.slots.iter().all(|s| s.live)
+    }
+
     pub(crate) fn slot(&self, key: Key) -> Option<&Slot<T>> {
         self.slots
             .get(key.index as usize)

@@ -99,9 +99,7 @@ impl<
                     let _ = region.frames.push(frame);
                 }
                 None => {
-                    for frame in region.frames.iter() {
-                        host.free_frame(*frame);
-                    }
+                    host.free_frames(&region.frames);
                     region.frames.clear();
                     self.regions.free(key);
                     return Err(Error::OutOfFrames);
@@ -155,15 +153,10 @@ impl<
             }
         };
         let region = self.regions.get(key).ok_or(Error::BadHandle)?;
-        for (i, frame) in region.frames.iter().enumerate() {
-            let page = address + (i * PAGE_SIZE) as u64;
-            if let Err(error) = host.map_page(caller, page, *frame, access) {
-                for j in 0..i {
-                    let _ = host.unmap_page(caller, address + (j * PAGE_SIZE) as u64);
-                }
-                host.flush(caller, address, i);
-                return Err(error);
-            }
+        // All or nothing: a failed `map_pages` has unmapped what it mapped.
+        if let Err(error) = host.map_pages(caller, address, &region.frames, access) {
+            host.flush(caller, address, pages);
+            return Err(error);
         }
         let mechanism = region.mechanism;
         let mapping = Mapping {
@@ -225,25 +218,29 @@ impl<
         if overlaps_region {
             return Err(Error::InvalidArgument);
         }
-        // A page the lender may only read stays read-only for every borrower: the loan's
-        // handle lacks WRITE unless every page was writable.
-        let mut all_writable = true;
-        for i in 0..pages {
-            match host.translate(caller, address + (i * PAGE_SIZE) as u64) {
-                None => return Err(Error::NotMapped),
-                Some((_, access)) => all_writable &= access == Access::ReadWrite,
+        if self.regions.is_full() {
+            // No region to move the pages into: report an unmapped page first, as a
+            // check of every page before taking a region would.
+            for i in 0..pages {
+                host.translate(caller, address + (i * PAGE_SIZE) as u64)
+                    .ok_or(Error::NotMapped)?;
             }
+            return Err(Error::OutOfObjects);
         }
+        // One ranged unmap checks every page (changing nothing if one is missing) and
+        // reports the narrowest access. A page the lender may only read stays read-only
+        // for every borrower: the loan's handle lacks WRITE unless every page was writable.
+        let mut frames = [Frame::PLACEHOLDER; REGION_PAGES_MAX];
+        let frames = &mut frames[..pages];
+        let narrowest = host.unmap_pages(caller, address, frames)?;
+        let all_writable = narrowest == Access::ReadWrite;
+        host.flush(caller, address, pages);
+        // Cannot fail: the table had a free slot above and nothing took it since.
         let (key, region) = self.regions.allocate()?;
         region.frames.clear();
         region.mappings = 0;
         region.mechanism = Mechanism::PageLoan;
-        for i in 0..pages {
-            if let Ok(frame) = host.unmap_page(caller, address + (i * PAGE_SIZE) as u64) {
-                let _ = region.frames.push(frame);
-            }
-        }
-        host.flush(caller, address, pages);
+        let _ = region.frames.extend_from_slice(frames);
         self.ledger
             .record_pages_loaned(caller, Mechanism::PageLoan, pages);
         let mut capability = region_capability(key);
@@ -267,8 +264,17 @@ impl<
 
     /// Unmaps a mapping already taken out of the table and drops its reference.
     pub(crate) fn remove_mapping<H: Host>(&mut self, mapping: Mapping, host: &mut H) {
-        for i in 0..mapping.pages {
-            let _ = host.unmap_page(mapping.process, mapping.address + (i * PAGE_SIZE) as u64);
+        let mut frames = [Frame::PLACEHOLDER; REGION_PAGES_MAX];
+        let unmapped = match frames.get_mut(..mapping.pages) {
+            Some(frames) => host.unmap_pages(mapping.process, mapping.address, frames),
+            None => Err(Error::InvalidArgument),
+        };
+        if unmapped.is_err() {
+            // Some page went missing behind kipc's back (the ranged unmap changed
+            // nothing): remove whatever is still there, page by page.
+            for i in 0..mapping.pages {
+                let _ = host.unmap_page(mapping.process, mapping.address + (i * PAGE_SIZE) as u64);
+            }
         }
         host.flush(mapping.process, mapping.address, mapping.pages);
         if let Some(region) = self.regions.get_mut(mapping.region) {
@@ -289,9 +295,7 @@ impl<
             return;
         };
         if slot.references == 0 && slot.value.mappings == 0 {
-            for frame in slot.value.frames.iter() {
-                host.free_frame(*frame);
-            }
+            host.free_frames(&slot.value.frames);
             slot.value.frames.clear();
             self.regions.free(key);
         }
@@ -426,6 +430,120 @@ mod tests {
         );
         ipc.process_exit(b, &mut host).unwrap();
         assert_eq!(host.freed, vec![f1, f2]);
+    }
+
+    fn frames(count: u64) -> Vec<Frame> {
+        (1..=count)
+            .map(|i| Frame::new(0x40_0000 + i * 4096).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn ranged_map_undoes_a_partial_run() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let frames = frames(4);
+        let squatter = Frame::new(0x90_0000).unwrap();
+        host.map_page(a, 0x32_000, squatter, Access::ReadOnly)
+            .unwrap();
+        assert_eq!(
+            host.map_pages(a, 0x30_000, &frames, Access::ReadWrite),
+            Err(Error::AddressInUse)
+        );
+        assert!(host.translate(a, 0x30_000).is_none());
+        assert!(host.translate(a, 0x31_000).is_none());
+        assert_eq!(
+            host.translate(a, 0x32_000),
+            Some((squatter, Access::ReadOnly))
+        );
+        assert!(host.translate(a, 0x33_000).is_none());
+        host.map_pages(a, 0x40_000, &frames, Access::ReadWrite)
+            .unwrap();
+        for (i, frame) in frames.iter().enumerate() {
+            let page = 0x40_000 + (i * PAGE_SIZE) as u64;
+            assert_eq!(host.translate(a, page), Some((*frame, Access::ReadWrite)));
+        }
+    }
+
+    #[test]
+    fn ranged_unmap_is_all_or_nothing_and_reports_the_narrowest_access() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let frames = frames(3);
+        host.map_page(a, 0x30_000, frames[0], Access::ReadWrite)
+            .unwrap();
+        host.map_page(a, 0x32_000, frames[2], Access::ReadWrite)
+            .unwrap();
+        let mut out = [Frame::PLACEHOLDER; 3];
+        assert_eq!(
+            host.unmap_pages(a, 0x30_000, &mut out),
+            Err(Error::NotMapped)
+        );
+        assert_eq!(host.pages.len(), 2, "a missing page changes nothing");
+        host.map_page(a, 0x31_000, frames[1], Access::ReadOnly)
+            .unwrap();
+        assert_eq!(
+            host.unmap_pages(a, 0x30_000, &mut out),
+            Ok(Access::ReadOnly)
+        );
+        assert_eq!(out.to_vec(), frames);
+        assert!(host.pages.is_empty());
+    }
+
+    #[test]
+    fn ranged_free_frees_every_frame_in_order() {
+        let mut host = TestHost::new();
+        let frames = frames(3);
+        host.free_frames(&frames);
+        assert_eq!(host.freed, frames);
+        assert_eq!(host.frames_free, 19);
+    }
+
+    #[test]
+    fn a_region_map_that_collides_late_leaves_nothing_mapped() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let region = ipc.region_create(a, 3, &mut host).unwrap();
+        let squatter = Frame::new(0x90_0000).unwrap();
+        host.map_page(a, 0x22_000, squatter, Access::ReadWrite)
+            .unwrap();
+        assert_eq!(
+            ipc.region_map(a, region, Some(0x20_000), Access::ReadOnly, &mut host),
+            Err(Error::AddressInUse)
+        );
+        assert_eq!(host.pages.len(), 1);
+        assert_eq!(ipc.usage().mapped_pages, 0);
+        assert_eq!(
+            ipc.ledger().global().pages_mapped(Mechanism::SharedRegion),
+            0
+        );
+    }
+
+    #[test]
+    fn a_loan_with_no_region_left_reports_missing_pages_first_and_moves_nothing() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        while ipc.region_create(a, 1, &mut host).is_ok() {}
+        let frames = frames(2);
+        host.map_page(a, 0x30_000, frames[0], Access::ReadWrite)
+            .unwrap();
+        assert_eq!(
+            ipc.pages_loan(a, 0x30_000, 2, &mut host),
+            Err(Error::NotMapped)
+        );
+        host.map_page(a, 0x31_000, frames[1], Access::ReadWrite)
+            .unwrap();
+        assert_eq!(
+            ipc.pages_loan(a, 0x30_000, 2, &mut host),
+            Err(Error::OutOfObjects)
+        );
+        assert_eq!(host.translate(a, 0x30_000).unwrap().0, frames[0]);
+        assert_eq!(host.translate(a, 0x31_000).unwrap().0, frames[1]);
+        assert_eq!(ipc.ledger().global().pages_loaned(Mechanism::PageLoan), 0);
     }
 
     #[test]

@@ -17,7 +17,6 @@
 use core::cell::Cell;
 
 use x86_64::registers::control::{Cr3, Cr3Flags};
-use x86_64::structures::paging::page_table::PageTableEntry;
 use x86_64::structures::paging::{PageTable, PageTableFlags, PhysFrame};
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -128,6 +127,10 @@ fn flush_page(address: u64) {
     x86_64::instructions::tlb::flush(VirtAddr::new(address));
 }
 
+/// Longest run a ranged unmap flushes page by page; a longer one reloads CR3
+/// (Linux's `tlb_single_page_flush_ceiling` is 33).
+const FLUSH_PAGES_MAX: usize = 32;
+
 /// One process's page tables.
 pub struct AddressSpace {
     pml4: PhysFrame,
@@ -221,6 +224,10 @@ impl AddressSpace {
                 entry |= PARENTS;
                 // SAFETY: as above.
                 unsafe { pointer.write(entry) };
+                // The narrower entry may sit in a paging-structure cache, and
+                // `map_range` flushes no page it maps: drop every cached
+                // translation (rare: tables made here start wide).
+                x86_64::instructions::tlb::flush_all();
             }
             if entry & HUGE != 0 {
                 return Err(MapError::AlreadyMapped);
@@ -293,6 +300,205 @@ impl AddressSpace {
             self.owned_pages -= 1;
         }
         Some((PhysAddr::new(entry & ADDRESS_MASK), owned))
+    }
+
+    /// Maps `pages` consecutive user pages from `address`, page `index` to
+    /// frame `frame(index)`, all or nothing: on failure the pages this call
+    /// mapped are unmapped again. One walk per leaf table, not per page.
+    pub fn map_range(
+        &mut self,
+        address: u64,
+        pages: usize,
+        frame: impl Fn(usize) -> u64,
+        access: UserAccess,
+        owned: bool,
+    ) -> Result<(), MapError> {
+        let end = (pages as u64)
+            .checked_mul(FRAME_SIZE)
+            .and_then(|length| address.checked_add(length))
+            .filter(|&end| end <= USER_END);
+        if !address.is_multiple_of(FRAME_SIZE) || end.is_none() {
+            return Err(MapError::BadAddress);
+        }
+        let mut flags = PRESENT | USER;
+        if access.writable {
+            flags |= WRITABLE;
+        }
+        if !access.executable {
+            flags |= PageTableFlags::NO_EXECUTE.bits();
+        }
+        if owned {
+            flags |= OWNED.bits();
+        }
+        let mut done = 0usize;
+        while done < pages {
+            let page = address + done as u64 * FRAME_SIZE;
+            let table = match self.leaf_table_or_create(page) {
+                Ok(table) => table,
+                Err(error) => {
+                    self.unmap_first(address, done);
+                    return Err(error);
+                }
+            };
+            let first = (page >> 12) & 511;
+            let run = (512 - first as usize).min(pages - done);
+            let leaf = &mut entries_mut(table)[first as usize..first as usize + run];
+            if leaf.iter().fold(0, |any, &entry| any | entry) == 0 {
+                // The common case: the whole run is free.
+                for (offset, slot) in leaf.iter_mut().enumerate() {
+                    *slot = (frame(done + offset) & ADDRESS_MASK) | flags;
+                }
+                // No TLB flush: the entries were not present, and x86 caches
+                // no translation for a non-present page.
+                if owned {
+                    self.owned_pages += run;
+                }
+                done += run;
+                continue;
+            }
+            for index in 0..run {
+                let pointer = entry_pointer(table, first + index as u64);
+                // SAFETY: a leaf entry of this space's user half (the range
+                // was checked below USER_END), under the kernel lock, as in
+                // `map`.
+                unsafe {
+                    if pointer.read() != 0 {
+                        if owned {
+                            self.owned_pages += index;
+                        }
+                        self.unmap_first(address, done + index);
+                        return Err(MapError::AlreadyMapped);
+                    }
+                    pointer.write((frame(done + index) & ADDRESS_MASK) | flags);
+                }
+            }
+            // No TLB flush: the entries were not present, and x86 caches no
+            // translation for a non-present page.
+            if owned {
+                self.owned_pages += run;
+            }
+            done += run;
+        }
+        Ok(())
+    }
+
+    /// Undoes the first `pages` pages a failed [`AddressSpace::map_range`] mapped.
+    fn unmap_first(&mut self, address: u64, pages: usize) {
+        for index in 0..pages {
+            let _ = self.unmap(address + index as u64 * FRAME_SIZE);
+        }
+    }
+
+    /// Unmaps `pages` consecutive user pages from `address`, passing each
+    /// page's index and frame to `frame` (the frames are not freed); returns
+    /// whether every page was writable at every level. All or nothing: `None`,
+    /// changing nothing, if any page is not a present user page. One walk per
+    /// leaf table, not per page.
+    pub fn unmap_range(
+        &mut self,
+        address: u64,
+        pages: usize,
+        mut frame: impl FnMut(usize, u64),
+    ) -> Option<bool> {
+        let end = (pages as u64)
+            .checked_mul(FRAME_SIZE)
+            .and_then(|length| address.checked_add(length))
+            .filter(|&end| end <= USER_END)?;
+        if !address.is_multiple_of(FRAME_SIZE) {
+            return None;
+        }
+        // Check every page first, so a missing one changes nothing.
+        let mut all_writable = true;
+        let mut page = address;
+        while page < end {
+            let (table, upper_writable) = self.leaf_table(page)?;
+            let first = (page >> 12) & 511;
+            let run = (512 - first).min((end - page) >> 12);
+            // Present, user and writable only if every entry of the run is.
+            let common = entries(table)[first as usize..(first + run) as usize]
+                .iter()
+                .fold(!0, |common, &entry| common & entry);
+            if common & (PRESENT | USER) != PRESENT | USER {
+                return None;
+            }
+            all_writable &= upper_writable && common & WRITABLE != 0;
+            page += run * FRAME_SIZE;
+        }
+        // Stale translations: none if another space is active (its entries
+        // went with the CR3 load that left this one; no PCIDs); otherwise one
+        // INVLPG per page, or one CR3 reload for a long run, as Linux does
+        // past its single-page flush ceiling.
+        let active = Cr3::read().0 == self.pml4;
+        let flush_each = active && pages <= FLUSH_PAGES_MAX;
+        let mut done = 0usize;
+        let mut owned = 0usize;
+        let mut page = address;
+        while page < end {
+            let (table, _) = self.leaf_table(page)?;
+            let first = (page >> 12) & 511;
+            let run = (512 - first).min((end - page) >> 12);
+            let leaf = &mut entries_mut(table)[first as usize..(first + run) as usize];
+            for (offset, slot) in leaf.iter_mut().enumerate() {
+                let entry = core::mem::take(slot);
+                if flush_each {
+                    flush_page(page + offset as u64 * FRAME_SIZE);
+                }
+                owned += usize::from(entry & OWNED.bits() != 0);
+                frame(done + offset, entry & ADDRESS_MASK);
+            }
+            done += run as usize;
+            page += run * FRAME_SIZE;
+        }
+        self.owned_pages -= owned;
+        if active && !flush_each {
+            let (pml4, flags) = Cr3::read();
+            // SAFETY: reloading the active PML4 changes no mapping; it only
+            // drops this space's cached (non-global) translations.
+            unsafe { Cr3::write(pml4, flags) };
+        }
+        Some(all_writable)
+    }
+
+    /// Passes the frame of each of `pages` consecutive user pages from
+    /// `address` to `frame`, with its index; `None` if any page is not a
+    /// present user page (`frame` may have been called with meaningless
+    /// frames by then). One walk per leaf table, not per page.
+    pub fn translate_range(
+        &self,
+        address: u64,
+        pages: usize,
+        mut frame: impl FnMut(usize, u64),
+    ) -> Option<()> {
+        let end = (pages as u64)
+            .checked_mul(FRAME_SIZE)
+            .and_then(|length| address.checked_add(length))
+            .filter(|&end| end <= USER_END)?;
+        if !address.is_multiple_of(FRAME_SIZE) {
+            return None;
+        }
+        let mut done = 0usize;
+        let mut page = address;
+        while page < end {
+            let (table, _) = self.leaf_table(page)?;
+            let first = (page >> 12) & 511;
+            let run = (512 - first).min((end - page) >> 12);
+            // Frames first, checked for the whole run after: on `None` the
+            // caller drops what it was given.
+            let mut common = !0;
+            for (offset, &entry) in entries(table)[first as usize..(first + run) as usize]
+                .iter()
+                .enumerate()
+            {
+                common &= entry;
+                frame(done + offset, entry & ADDRESS_MASK);
+            }
+            if common & (PRESENT | USER) != PRESENT | USER {
+                return None;
+            }
+            done += run as usize;
+            page += run * FRAME_SIZE;
+        }
+        Some(())
     }
 
     /// The frame and flags of the user page containing `address`, if present.
@@ -630,7 +836,8 @@ impl AddressSpace {
         let mut start = low;
         let mut cursor = low;
         while cursor < high {
-            let free = self.free_run(cursor);
+            // Scan no further than the request needs: the answer is the same.
+            let free = self.free_run(cursor, (needed - (cursor - start)).max(1));
             if free == 0 {
                 cursor += FRAME_SIZE;
                 start = cursor;
@@ -646,8 +853,9 @@ impl AddressSpace {
 
     /// How many bytes from page `address` on are certainly unmapped (no
     /// mapping, user or not): a whole absent table's span at once, or the run
-    /// of empty entries in its leaf table. 0 when `address` is mapped.
-    fn free_run(&self, address: u64) -> u64 {
+    /// of empty entries in its leaf table, which stops once it reaches `enough`
+    /// bytes. 0 when `address` is mapped.
+    fn free_run(&self, address: u64, enough: u64) -> u64 {
         let mut physical = self.pml4.start_address().as_u64();
         for shift in [39u32, 30, 21] {
             // SAFETY: a page-table frame of this space, read through the
@@ -664,7 +872,21 @@ impl AddressSpace {
         }
         let mut index = (address >> 12) & 511;
         let mut run = 0;
-        while index < 512 {
+        let leaf = entries(physical);
+        while index < 512 && run < enough {
+            // Eight empty entries at a time where aligned (a longer run than
+            // `enough` changes no answer of `find_free_range`).
+            if index.is_multiple_of(8)
+                && leaf[index as usize..index as usize + 8]
+                    .iter()
+                    .fold(0, |any, &entry| any | entry)
+                    & PRESENT
+                    == 0
+            {
+                run += 8 * FRAME_SIZE;
+                index += 8;
+                continue;
+            }
             // SAFETY: as above, for the leaf table.
             let entry = unsafe { entry_pointer(physical, index).read() };
             if entry & PRESENT != 0 {
@@ -681,44 +903,63 @@ impl AddressSpace {
     pub fn destroy(self) {
         debug_assert!(Cr3::read().0 != self.pml4, "tearing down the active space");
         let pml4 = self.pml4.start_address().as_u64();
-        for pml4_index in 0..256 {
-            let pdpt = &mut table(pml4)[pml4_index];
-            if pdpt.is_unused() {
-                continue;
-            }
-            let pdpt_address = pdpt.addr();
-            for pdpt_index in 0..512 {
-                let pd = &mut table(pdpt_address.as_u64())[pdpt_index];
-                if pd.is_unused() {
-                    continue;
-                }
-                let pd_address = pd.addr();
-                for pd_index in 0..512 {
-                    let pt = &mut table(pd_address.as_u64())[pd_index];
-                    if pt.is_unused() {
-                        continue;
-                    }
-                    let pt_address = pt.addr();
-                    for leaf in table(pt_address.as_u64()).iter_mut() {
-                        if leaf.flags().contains(PageTableFlags::PRESENT | OWNED) {
+        // The entries themselves are left as they are: every frame freed
+        // here is zeroed again when it is next allocated.
+        for_each_used(&entries(pml4)[..256], |pdpt| {
+            let pdpt = pdpt & ADDRESS_MASK;
+            for_each_used(entries(pdpt), |pd| {
+                let pd = pd & ADDRESS_MASK;
+                for_each_used(entries(pd), |pt| {
+                    let pt = pt & ADDRESS_MASK;
+                    for_each_used(entries(pt), |leaf| {
+                        if leaf & (PRESENT | OWNED.bits()) == PRESENT | OWNED.bits() {
                             // SAFETY: owned leaf frames were allocated for this
                             // space alone and nothing maps them any more.
-                            unsafe { memory::free_frame(leaf.addr()) };
+                            unsafe { memory::free_frame(PhysAddr::new(leaf & ADDRESS_MASK)) };
                         }
-                        *leaf = PageTableEntry::new();
-                    }
+                    });
                     // SAFETY: page-table frames of the user half belong to this
                     // space alone.
-                    unsafe { memory::free_frame(pt_address) };
-                }
+                    unsafe { memory::free_frame(PhysAddr::new(pt)) };
+                });
                 // SAFETY: as above.
-                unsafe { memory::free_frame(pd_address) };
-            }
+                unsafe { memory::free_frame(PhysAddr::new(pd)) };
+            });
             // SAFETY: as above.
-            unsafe { memory::free_frame(pdpt_address) };
-        }
+            unsafe { memory::free_frame(PhysAddr::new(pdpt)) };
+        });
         // SAFETY: the PML4 is not active (checked above) and belongs to us.
         unsafe { memory::free_frame(self.pml4.start_address()) };
+    }
+}
+
+/// The 512 raw entries of the page table in frame `physical`.
+fn entries(physical: u64) -> &'static [u64; 512] {
+    // SAFETY: as in `table`: a page-table frame in the direct map, only read
+    // here, under the kernel lock.
+    unsafe { &*(phys_to_virt(physical) as *const [u64; 512]) }
+}
+
+/// The 512 raw entries of the page table in frame `physical`, for editing.
+fn entries_mut(physical: u64) -> &'static mut [u64; 512] {
+    // SAFETY: as in `table`: a page-table frame in the direct map that only
+    // the kernel edits, under the kernel lock; the caller holds no other
+    // reference to it while using this one.
+    unsafe { &mut *(phys_to_virt(physical) as *mut [u64; 512]) }
+}
+
+/// Calls `visit` with every non-zero entry of `entries` (a multiple of 8
+/// long), skipping eight empty entries at a time.
+fn for_each_used(entries: &[u64], mut visit: impl FnMut(u64)) {
+    for chunk in entries.chunks_exact(8) {
+        if chunk.iter().fold(0, |any, &entry| any | entry) == 0 {
+            continue;
+        }
+        for &entry in chunk {
+            if entry != 0 {
+                visit(entry);
+            }
+        }
     }
 }
 

@@ -340,31 +340,19 @@ impl FileSystem {
                 file.pages[page] = fresh.as_u64();
             }
         }
-        for index in 0..pages {
-            let frame = PhysAddr::new(file.pages[first as usize + index]);
-            // The mapping owns the new reference; teardown or a page loan
-            // takes it over. A page lent out too often refuses more lends.
-            let failure = if memory::share_frame(frame).is_err() {
-                Some(Error::OutOfMappings)
-            } else if space
-                .map(address + index as u64 * FRAME_SIZE, frame, access, true)
-                .is_err()
-            {
-                // SAFETY: the reference taken just above was not handed out.
-                unsafe { memory::free_frame(frame) };
-                Some(Error::OutOfFrames)
-            } else {
-                None
-            };
-            if let Some(error) = failure {
-                for undo in 0..index {
-                    if let Some((frame, _)) = space.unmap(address + undo as u64 * FRAME_SIZE) {
-                        // SAFETY: the mapping's reference, taken above.
-                        unsafe { memory::free_frame(frame) };
-                    }
-                }
-                return Err(error);
-            }
+        let frames = &file.pages[first as usize..first as usize + pages];
+        // Each mapping owns a new reference; teardown or a page loan takes it
+        // over. A page lent out too often refuses more lends. Both steps are
+        // all or nothing, one lock and one walk per leaf table for the batch.
+        memory::share_frames(frames).map_err(|()| Error::OutOfMappings)?;
+        if space
+            .map_range(address, pages, |index| frames[index], access, true)
+            .is_err()
+        {
+            // SAFETY: the references taken just above; `map_range` undid
+            // every mapping it made, so none was handed out.
+            unsafe { memory::free_frames(frames.iter().copied()) };
+            return Err(Error::OutOfFrames);
         }
         Ok(address)
     }
@@ -401,23 +389,19 @@ impl FileSystem {
         if pages > frames.len() {
             return Err(Error::InvalidArgument);
         }
-        for (index, slot) in frames[..pages].iter_mut().enumerate() {
-            let page = address
-                .checked_add(index as u64 * FRAME_SIZE)
-                .ok_or(Error::BadAddress)?;
-            let (frame, _) = space.translate(page).ok_or(Error::NotMapped)?;
-            // Room for one more reference per occurrence in this call.
-            if memory::frame_references(frame) >= memory::MAX_REFERENCES - pages as u16 {
-                return Err(Error::OutOfMappings);
-            }
-            *slot = frame.as_u64();
-        }
-        for (index, &frame) in frames[..pages].iter().enumerate() {
-            // Checked above: cannot fail.
-            let _ = memory::share_frame(PhysAddr::new(frame));
+        let frames = &mut frames[..pages];
+        space
+            .translate_range(address, pages, |index, frame| frames[index] = frame)
+            .ok_or(Error::NotMapped)?;
+        // Room for one more reference per occurrence in this call; one lock.
+        memory::share_frames_with_room(frames).map_err(|()| Error::OutOfMappings)?;
+        for (slot, &frame) in file.pages[first..first + pages]
+            .iter_mut()
+            .zip(frames.iter())
+        {
             // A page past the end can exist already (a write that faulted half-way
             // allocated it): the file drops its reference to it before replacing it.
-            let old = core::mem::replace(&mut file.pages[first + index], frame);
+            let old = core::mem::replace(slot, frame);
             if old != 0 {
                 // SAFETY: the file held one reference to its old page.
                 unsafe { memory::free_frame(PhysAddr::new(old)) };

@@ -122,6 +122,65 @@ impl kipc::AddressSpace for KernelHost<'_> {
         Frame::new(frame.as_u64()).ok_or(kipc::Error::NotMapped)
     }
 
+    fn map_pages(
+        &mut self,
+        process: ProcessId,
+        address: u64,
+        frames: &[Frame],
+        access: Access,
+    ) -> Result<(), kipc::Error> {
+        let space = &mut self
+            .processes
+            .get_mut(process)
+            .ok_or(kipc::Error::NoSuchProcess)?
+            .space;
+        let access = UserAccess {
+            writable: access == Access::ReadWrite,
+            executable: false,
+        };
+        // kipc owns these frames (regions, loans) and frees them itself.
+        space
+            .map_range(
+                address,
+                frames.len(),
+                |index| frames[index].address(),
+                access,
+                false,
+            )
+            .map_err(|error| match error {
+                MapError::OutOfFrames => kipc::Error::OutOfFrames,
+                MapError::AlreadyMapped => kipc::Error::AddressInUse,
+                MapError::BadAddress => kipc::Error::BadAddress,
+            })
+    }
+
+    fn unmap_pages(
+        &mut self,
+        process: ProcessId,
+        address: u64,
+        frames: &mut [Frame],
+    ) -> Result<Access, kipc::Error> {
+        let space = &mut self
+            .processes
+            .get_mut(process)
+            .ok_or(kipc::Error::NoSuchProcess)?
+            .space;
+        let pages = frames.len();
+        let writable = space
+            .unmap_range(address, pages, |index, frame| {
+                // Leaf entries hold page-aligned addresses.
+                if let Some(frame) = Frame::new(frame) {
+                    frames[index] = frame;
+                }
+            })
+            .ok_or(kipc::Error::NotMapped)?;
+        Ok(if writable {
+            Access::ReadWrite
+        } else {
+            Access::ReadOnly
+        })
+    }
+
     fn translate(&self, process: ProcessId, address: u64) -> Option<(Frame, Access)> {
         let (frame, flags) = self.processes.get(process)?.space.translate(address)?;
         let access = if flags.contains(x86_64::structures::paging::PageTableFlags::WRITABLE) {
@@ -156,6 +215,11 @@ impl kipc::FrameAllocator for KernelHost<'_> {
         // `allocate_frame` above or that were loaned to it, and only once
         // nothing maps them.
         unsafe { memory::free_frame(x86_64::PhysAddr::new(frame.address())) };
+    }
+
+    fn free_frames(&mut self, frames: &[Frame]) {
+        // SAFETY: as in `free_frame`, for each frame.
+        unsafe { memory::free_frames(frames.iter().map(|frame| frame.address())) };
     }
 }
 

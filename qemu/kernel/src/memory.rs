@@ -10,7 +10,8 @@
 //! Frames are reference counted, so one frame can belong to a file and to
 //! the address spaces and regions it is lent to at once (zero-copy file
 //! transfer). [`allocate_frame`] returns a frame with one reference,
-//! [`share_frame`] adds one, [`free_frame`] drops one and frees the frame
+//! [`share_frames`] adds one to each of a batch, [`free_frame`] drops one
+//! ([`free_frames`] one from each of a batch) and frees the frame
 //! when none is left.
 
 use spin::Mutex;
@@ -206,7 +207,7 @@ pub fn allocate_frame() -> Option<PhysAddr> {
 ///
 /// # Safety
 /// The caller owns one reference to `frame` (from [`allocate_frame`] or
-/// [`share_frame`]) and no longer uses the frame through it.
+/// a share) and no longer uses the frame through it.
 pub unsafe fn free_frame(frame: PhysAddr) {
     x86_64::instructions::interrupts::without_interrupts(|| FRAMES.lock().release(frame.as_u64()));
 }
@@ -214,16 +215,62 @@ pub unsafe fn free_frame(frame: PhysAddr) {
 /// Most references a frame may have; sharing beyond fails instead of wrapping.
 pub const MAX_REFERENCES: u16 = u16::MAX - 1;
 
-/// Adds a reference to an allocated frame (it is now shared). Fails, changing
-/// nothing, if the frame is free or already has [`MAX_REFERENCES`].
-pub fn share_frame(frame: PhysAddr) -> Result<(), ()> {
+/// Drops one reference to each frame in `frames`, in order, under one lock;
+/// the last reference to a frame returns it to the allocator.
+///
+/// # Safety
+/// As for [`free_frame`], for every frame (a frame listed twice gives up two
+/// references).
+pub unsafe fn free_frames(frames: impl IntoIterator<Item = u64>) {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        let mut frames = FRAMES.lock();
-        let count = &mut frames.references[(frame.as_u64() / FRAME_SIZE) as usize];
-        if *count == 0 || *count >= MAX_REFERENCES {
+        let mut allocator = FRAMES.lock();
+        for frame in frames {
+            allocator.release(frame);
+        }
+    });
+}
+
+/// Adds a reference to each allocated frame in `frames` (it is now shared),
+/// in order, under one lock (a frame listed twice gains two). Fails, changing
+/// nothing, if any frame is free or already has [`MAX_REFERENCES`].
+pub fn share_frames(frames: &[u64]) -> Result<(), ()> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut allocator = FRAMES.lock();
+        for (done, &frame) in frames.iter().enumerate() {
+            let count = &mut allocator.references[(frame / FRAME_SIZE) as usize];
+            if *count == 0 || *count >= MAX_REFERENCES {
+                for &undo in &frames[..done] {
+                    allocator.references[(undo / FRAME_SIZE) as usize] -= 1;
+                }
+                return Err(());
+            }
+            *count += 1;
+        }
+        Ok(())
+    })
+}
+
+/// Adds a reference to each allocated frame in `frames` under one lock, after
+/// checking that each has room for one more per entry of `frames`: fails,
+/// changing nothing, if any frame already has `MAX_REFERENCES - frames.len()`
+/// references or more.
+pub fn share_frames_with_room(frames: &[u64]) -> Result<(), ()> {
+    let room = u16::try_from(frames.len()).map_err(|_| ())?;
+    let limit = MAX_REFERENCES.checked_sub(room).ok_or(())?;
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut allocator = FRAMES.lock();
+        let references = &mut allocator.references;
+        if frames
+            .iter()
+            .any(|&frame| references[(frame / FRAME_SIZE) as usize] >= limit)
+        {
             return Err(());
         }
-        *count += 1;
+        for &frame in frames {
+            let count = &mut references[(frame / FRAME_SIZE) as usize];
+            // A free frame gains nothing, as `share_frames` refuses it.
+            *count += u16::from(*count != 0);
+        }
         Ok(())
     })
 }
