@@ -72,10 +72,10 @@ pub struct Ipc<
     pub(crate) notifications: Table<Notification, OBJECTS>,
     pub(crate) mappings: heapless::Vec<Mapping, MAX_MAPPINGS>,
     pub(crate) ledger: Ledger<PROCESSES>,
-    wait_sequence: u64,
-    /// Slots of processes in the order they last started waiting (oldest first). Entries
-    /// whose process no longer waits are skipped and dropped lazily, so finding the oldest
-    /// matching waiter looks only at waiting processes, not at the whole table.
+    /// Slots of exactly the processes that wait, in the order they started waiting
+    /// (oldest first), so the longest waiter is served first and finding it looks only at
+    /// waiting processes, not at the whole table. Every place that ends a wait drops its
+    /// slot here, so starting one need not search the list.
     waiting: heapless::Vec<u16, PROCESSES>,
     pub(crate) next_token: u64,
 }
@@ -172,7 +172,6 @@ impl<
             notifications: Table::new(),
             mappings: heapless::Vec::new(),
             ledger: Ledger::new(),
-            wait_sequence: 0,
             waiting: heapless::Vec::new(),
             next_token: 1,
         }
@@ -192,6 +191,8 @@ impl<
         process.live = true;
         process.wait = None;
         let id = ProcessId::new(slot, process.generation);
+        // A dead slot waits for nothing (`process_exit` dropped it); to be safe.
+        self.forget_waiting(slot as u16);
         self.ledger.begin_process(id);
         Ok(id)
     }
@@ -206,6 +207,7 @@ impl<
     /// through the host's address-space trait, and frees its slot.
     pub fn process_exit<H: Host>(&mut self, process: ProcessId, host: &mut H) -> Result<(), Error> {
         self.process_mut(process)?.wait = None;
+        self.forget_waiting(process.slot() as u16);
         while let Some(capability) = self.process_mut(process)?.handles.take_any() {
             self.release(capability, host);
         }
@@ -216,6 +218,7 @@ impl<
         let slot = self.process_mut(process)?;
         slot.live = false;
         slot.wait = None;
+        self.forget_waiting(process.slot() as u16);
         // Receive handles that only this process held may now be reachable from no
         // process at all, except through messages: collect such mailboxes.
         self.collect_unreceivable_mailboxes(host);
@@ -226,7 +229,11 @@ impl<
     /// whether there was one. No wake-up is reported: the host decides what the cancelled
     /// call returns (typically [`Error::Cancelled`]).
     pub fn cancel_wait(&mut self, process: ProcessId) -> Result<bool, Error> {
-        Ok(self.process_mut(process)?.wait.take().is_some())
+        let waited = self.process_mut(process)?.wait.take().is_some();
+        if waited {
+            self.forget_waiting(process.slot() as u16);
+        }
+        Ok(waited)
     }
 
     /// Whether `process` is recorded as waiting.
@@ -241,7 +248,8 @@ impl<
     /// when time passes (at the latest at [`Ipc::next_deadline`]).
     pub fn expire<W: Wake + ?Sized>(&mut self, now: u64, wake: &mut W) -> usize {
         let mut expired = 0;
-        for (slot, process) in self.processes.iter_mut().enumerate() {
+        for slot in 0..PROCESSES {
+            let process = &mut self.processes[slot];
             if !process.live {
                 continue;
             }
@@ -252,11 +260,10 @@ impl<
                 && deadline <= now
             {
                 process.wait = None;
+                let id = ProcessId::new(slot, process.generation);
+                self.forget_waiting(slot as u16);
                 expired += 1;
-                wake.wake(
-                    ProcessId::new(slot, process.generation),
-                    Wakeup::Failed(Error::TimedOut),
-                );
+                wake.wake(id, Wakeup::Failed(Error::TimedOut));
             }
         }
         expired
@@ -633,6 +640,32 @@ impl<
         blocking: Blocking,
         clock: &C,
     ) -> Result<Outcome<T>, Error> {
+        self.block_inlined(caller, on, blocking, clock)
+    }
+
+    /// [`Ipc::block`] kept out of line, for a hot path on which blocking is the exception
+    /// (a send to a full mailbox): a copy inlined there would cost the common case.
+    #[inline(never)]
+    pub(crate) fn block_out_of_line<T, C: Clock + ?Sized>(
+        &mut self,
+        caller: ProcessId,
+        on: WaitOn,
+        blocking: Blocking,
+        clock: &C,
+    ) -> Result<Outcome<T>, Error> {
+        self.block_inlined(caller, on, blocking, clock)
+    }
+
+    /// [`Ipc::block`], inlined where a round trip blocks on every call (a server loop's
+    /// receive): the wait is then written in place, not built and passed to a call.
+    #[inline(always)]
+    pub(crate) fn block_inlined<T, C: Clock + ?Sized>(
+        &mut self,
+        caller: ProcessId,
+        on: WaitOn,
+        blocking: Blocking,
+        clock: &C,
+    ) -> Result<Outcome<T>, Error> {
         match blocking {
             Blocking::NonBlocking => return Err(Error::WouldBlock),
             Blocking::Until(deadline) if clock.now() >= deadline => return Err(Error::TimedOut),
@@ -642,22 +675,25 @@ impl<
         Ok(Outcome::Blocked)
     }
 
-    /// Records `caller` as waiting on `on` until `deadline`, unconditionally.
+    /// Records `caller` as waiting on `on` until `deadline`, unconditionally. (Inlined:
+    /// its callers are [`Ipc::block`] and a call waiting for its reply.)
+    #[inline(always)]
     pub(crate) fn record_wait(
         &mut self,
         caller: ProcessId,
         on: WaitOn,
         deadline: Option<u64>,
     ) -> Result<(), Error> {
-        let sequence = self.wait_sequence;
-        self.wait_sequence += 1;
-        self.process_mut(caller)?.wait = Some(WaitRecord {
-            on,
-            deadline,
-            sequence,
-        });
+        let waited = self
+            .process_mut(caller)?
+            .wait
+            .replace(WaitRecord { on, deadline })
+            .is_some();
         let slot = caller.slot() as u16;
-        self.forget_waiting(slot);
+        if waited {
+            // A new wait replaces the old one and goes to the back of the line.
+            self.forget_waiting(slot);
+        }
         // Each slot appears at most once, so there is always room.
         let _ = self.waiting.push(slot);
         Ok(())

@@ -305,7 +305,7 @@ impl<
         if handles.contains(&mailbox) {
             return Err(Error::InvalidArgument);
         }
-        self.mailbox_reply(caller, reply, payload, handles, host)?;
+        self.reply_to(caller, reply, payload, handles, host)?;
         self.receive_from(caller, key, buffer, blocking, host)
     }
 
@@ -330,7 +330,7 @@ impl<
     ) -> Result<Outcome<Received>, Error> {
         let mailbox = self.mailboxes.get(key).ok_or(Error::PeerClosed)?;
         let Some(message) = mailbox.front() else {
-            return self.block(
+            return self.block_inlined(
                 caller,
                 WaitOn::MailboxReceive {
                     mailbox: key,
@@ -439,6 +439,20 @@ impl<
     /// the caller no longer waits, and with [`Error::MessageTooLarge`] (handle kept) if
     /// the answer exceeds the caller's buffer or `PAYLOAD`.
     pub fn mailbox_reply<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        reply: Handle,
+        payload: UserSlice,
+        handles: &[Handle],
+        host: &mut H,
+    ) -> Result<(), Error> {
+        self.reply_to(caller, reply, payload, handles, host)
+    }
+
+    /// The body of [`Ipc::mailbox_reply`], inlined into `mailbox_reply_receive` too: a
+    /// server loop's reply then costs no call of its own (argument shuffling, a frame).
+    #[inline(always)]
+    fn reply_to<H: Host>(
         &mut self,
         caller: ProcessId,
         reply: Handle,
@@ -585,7 +599,7 @@ impl<
 
         // Slow path: buffer the message in the kernel.
         let Some(slot) = self.mailboxes.get_mut(key).and_then(|m| m.back_mut()) else {
-            return self.block(caller, WaitOn::MailboxSend(key), blocking, host);
+            return self.block_out_of_line(caller, WaitOn::MailboxSend(key), blocking, host);
         };
         self.ledger.copy_in(
             host,

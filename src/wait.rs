@@ -146,6 +146,4 @@ pub(crate) enum WaitOn {
 pub(crate) struct WaitRecord {
     pub(crate) on: WaitOn,
     pub(crate) deadline: Option<u64>,
-    /// Global order of blocking, so the longest waiter is served first.
-    pub(crate) sequence: u64,
 }

@@ -681,6 +681,7 @@ impl AddressSpace {
     /// `None` otherwise (the caller falls back to a full checked copy, which
     /// reports the fault). One walk, no copy loop: for the count word of an
     /// in/out argument whose rest is usually not needed.
+    #[inline]
     pub fn read_word_in_writable_page(&self, address: u64, span: usize) -> Option<u32> {
         let end = address.checked_add(span as u64)?;
         if span < 4 || (address ^ (end - 1)) >= FRAME_SIZE {

@@ -84,6 +84,7 @@ fn read_handles(
 /// reply's handles land there; see [`probe_handle_array`]). The common case
 /// takes one walk; a fault falls back to the separate read and probe so the
 /// error is the one they give.
+#[inline(always)]
 fn read_writable_handle_array(space: &AddressSpace, address: u64) -> Result<HandleArray, Error> {
     // Most calls send no handles: when the whole array is in one writable
     // page and its count word is 0, that word is all there is to read.
@@ -93,6 +94,16 @@ fn read_writable_handle_array(space: &AddressSpace, address: u64) -> Result<Hand
             handles: [0; MESSAGE_HANDLES],
         });
     }
+    read_whole_writable_handle_array(space, address)
+}
+
+/// The rest of [`read_writable_handle_array`]: a call that sends handles, or
+/// an array that is not in one writable page.
+#[inline(never)]
+fn read_whole_writable_handle_array(
+    space: &AddressSpace,
+    address: u64,
+) -> Result<HandleArray, Error> {
     let mut bytes = [0u8; size_of::<HandleArray>()];
     if space.copy_from_writable_user(address, &mut bytes).is_ok() {
         return handle_array_from(&bytes);
@@ -197,6 +208,109 @@ fn value(value: u64) -> Flow {
     result(Ok(value))
 }
 
+/// `MAILBOX_CALL` and `MAILBOX_REPLY_RECEIVE`, the two halves of a client and
+/// server round trip: inlined into the system-call dispatch (see
+/// `syscall::handle`), so the hot path does not go through [`handle`]'s
+/// large frame and second dispatch.
+#[inline(always)]
+pub fn mailbox_fast_path(
+    system: &mut System,
+    caller: ProcessId,
+    number: u64,
+    arguments: [u64; 6],
+) -> Flow {
+    let answer = if number == number::MAILBOX_CALL {
+        mailbox_call(system, caller, arguments)
+    } else {
+        mailbox_reply_receive(system, caller, arguments)
+    };
+    answer.unwrap_or_else(|error| result(Err(error)))
+}
+
+/// [`mailbox_fast_path`] for [`handle`] (which `syscall::handle` bypasses for
+/// these two numbers): out of line, so its inlined copy does not weigh on
+/// every other call's frame.
+#[inline(never)]
+fn mailbox_out_of_line(
+    system: &mut System,
+    caller: ProcessId,
+    number: u64,
+    arguments: [u64; 6],
+) -> Flow {
+    mailbox_fast_path(system, caller, number, arguments)
+}
+
+#[inline(always)]
+fn mailbox_call(
+    system: &mut System,
+    caller: ProcessId,
+    [a0, a1, a2, a3, a4, a5]: [u64; 6],
+) -> Result<Flow, Error> {
+    let System { ipc, processes } = &mut *system;
+    let mut host = KernelHost { processes };
+    // The array carries the handles to send and receives the reply's:
+    // it is required, so no transferred handle goes unreported.
+    let array = read_writable_handle_array(host.processes_space(caller), a5)?;
+    let handles = array.handles.map(Handle::from_raw);
+    let answer = ipc.mailbox_call(
+        caller,
+        handle_from(a0)?,
+        slice(a1, a2)?,
+        &handles[..array.count as usize],
+        slice(a3, a4)?,
+        None,
+        &mut host,
+    );
+    Ok(match answer {
+        Ok(Outcome::Done(received)) => {
+            let space = space_of(system, caller);
+            received_registers(space, a5, received, true)
+        }
+        Ok(Outcome::Blocked) => park(system, caller),
+        Err(error) => result(Err(error)),
+    })
+}
+
+#[inline(always)]
+fn mailbox_reply_receive(
+    system: &mut System,
+    caller: ProcessId,
+    [a0, a1, a2, a3, a4, a5]: [u64; 6],
+) -> Result<Flow, Error> {
+    let System { ipc, processes } = &mut *system;
+    let mut host = KernelHost { processes };
+    // The fast path of a server loop: no handle arrays to read, one
+    // probe at most, then straight into kipc.
+    probe_handle_array(host.processes_space(caller), a3)?;
+    let mailbox = handle_from(a0)?;
+    let buffer = slice(a1, a2)?;
+    let answer = if a4 == 0 {
+        ipc.mailbox_receive(caller, mailbox, buffer, Blocking::Forever, &mut host)
+    } else {
+        if a5 > a2 {
+            return Err(Error::InvalidArgument);
+        }
+        ipc.mailbox_reply_receive(
+            caller,
+            handle_from(a4)?,
+            buffer.prefix(a5 as usize),
+            &[],
+            mailbox,
+            buffer,
+            Blocking::Forever,
+            &mut host,
+        )
+    };
+    Ok(match answer {
+        Ok(Outcome::Done(received)) => {
+            let space = space_of(system, caller);
+            received_registers(space, a3, received, false)
+        }
+        Ok(Outcome::Blocked) => park_as_receive(system, caller),
+        Err(error) => result(Err(error)),
+    })
+}
+
 /// Handles every system call number that is not a process call.
 pub fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 6]) -> Flow {
     match call(system, caller, number, arguments) {
@@ -275,27 +389,12 @@ fn call(
             });
         }
         number::MAILBOX_CALL => {
-            // The array carries the handles to send and receives the reply's:
-            // it is required, so no transferred handle goes unreported.
-            let array = read_writable_handle_array(host.processes_space(caller), a5)?;
-            let handles = array.handles.map(Handle::from_raw);
-            let answer = ipc.mailbox_call(
+            return Ok(mailbox_out_of_line(
+                system,
                 caller,
-                handle_from(a0)?,
-                slice(a1, a2)?,
-                &handles[..array.count as usize],
-                slice(a3, a4)?,
-                None,
-                &mut host,
-            );
-            return Ok(match answer {
-                Ok(Outcome::Done(received)) => {
-                    let space = space_of(system, caller);
-                    received_registers(space, a5, received, true)
-                }
-                Ok(Outcome::Blocked) => park(system, caller),
-                Err(error) => result(Err(error)),
-            });
+                number,
+                [a0, a1, a2, a3, a4, a5],
+            ));
         }
         number::MAILBOX_REPLY => {
             let handles = read_handles(host.processes_space(caller), a3, a4)?;
@@ -310,36 +409,12 @@ fn call(
         }
 
         number::MAILBOX_REPLY_RECEIVE => {
-            // The fast path of a server loop: no handle arrays to read, one
-            // probe at most, then straight into kipc.
-            probe_handle_array(host.processes_space(caller), a3)?;
-            let mailbox = handle_from(a0)?;
-            let buffer = slice(a1, a2)?;
-            let answer = if a4 == 0 {
-                ipc.mailbox_receive(caller, mailbox, buffer, Blocking::Forever, &mut host)
-            } else {
-                if a5 > a2 {
-                    return Err(Error::InvalidArgument);
-                }
-                ipc.mailbox_reply_receive(
-                    caller,
-                    handle_from(a4)?,
-                    buffer.prefix(a5 as usize),
-                    &[],
-                    mailbox,
-                    buffer,
-                    Blocking::Forever,
-                    &mut host,
-                )
-            };
-            return Ok(match answer {
-                Ok(Outcome::Done(received)) => {
-                    let space = space_of(system, caller);
-                    received_registers(space, a3, received, false)
-                }
-                Ok(Outcome::Blocked) => park_as_receive(system, caller),
-                Err(error) => result(Err(error)),
-            });
+            return Ok(mailbox_out_of_line(
+                system,
+                caller,
+                number,
+                [a0, a1, a2, a3, a4, a5],
+            ));
         }
 
         // ----- pipes and FIFOs -----

@@ -183,6 +183,9 @@ pub fn apply(frame: &mut TrapFrame, flow: Flow) {
 
 fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 6]) -> Flow {
     match number {
+        number::MAILBOX_CALL | number::MAILBOX_REPLY_RECEIVE => {
+            crate::ipc_calls::mailbox_fast_path(system, caller, number, arguments)
+        }
         number::EXIT => {
             process::exit(system, caller, arguments[0] as u32);
             Flow::Switch
