@@ -266,6 +266,28 @@ pub const fn decode(raw: u64) -> Result<u64, u32> {
     }
 }
 
+/// A record the kernel copies out to user memory as its raw bytes.
+///
+/// # Safety
+/// The implementer must be `#[repr(C)]` plain data with no padding and no
+/// pointers (here: only `u64` fields and arrays), so that every byte is
+/// initialised and any byte pattern is a valid value.
+pub unsafe trait Record: Sized {
+    /// The record's bytes, as they travel to user space.
+    fn as_bytes(&self) -> &[u8] {
+        // SAFETY: per the trait's contract, `Self` is padding-free plain data,
+        // so all `size_of::<Self>()` bytes behind `self` are initialised.
+        unsafe { core::slice::from_raw_parts((self as *const Self).cast::<u8>(), size_of::<Self>()) }
+    }
+}
+
+// SAFETY: repr(C), only u64 fields.
+unsafe impl Record for KernelStats {}
+// SAFETY: repr(C), only u64 fields.
+unsafe impl Record for ResourceUsage {}
+// SAFETY: repr(C), only u64 arrays.
+unsafe impl Record for LedgerRecord {}
+
 /// Kernel-wide counters (copied out by [`number::KERNEL_STATS`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use crate::elf::USER_END;
 use crate::host::KernelHost;
 use crate::interrupts::TrapFrame;
 use crate::process::{State, System};
-use crate::syscall::{Flow, copy_string, result, space_of};
+use crate::syscall::{Flow, copy_record_out, copy_string, result, space_of};
 
 const LIMIT: UserLimit = UserLimit::new(USER_END);
 
@@ -586,6 +586,7 @@ fn call(
 
         // ----- copy accounting -----
         number::LEDGER_READ => {
+            // The size is checked before the process, as it always was.
             if a1 != size_of::<LedgerRecord>() as u64 {
                 return Err(Error::InvalidArgument);
             }
@@ -598,17 +599,7 @@ fn call(
                     .ok_or(Error::NoSuchProcess)?
             };
             let record = ledger_record(counters);
-            // SAFETY: LedgerRecord is repr(C) and made of u64 arrays only (no
-            // padding), so its bytes are all initialised.
-            let bytes = unsafe {
-                core::slice::from_raw_parts(
-                    (&raw const record).cast::<u8>(),
-                    size_of::<LedgerRecord>(),
-                )
-            };
-            host.processes_space(caller)
-                .copy_to_user(a0, bytes)
-                .map_err(|_| Error::BadAddress)?;
+            copy_record_out(host.processes_space(caller), a0, a1, &record)?;
             value(0)
         }
         number::LEDGER_RESET => {

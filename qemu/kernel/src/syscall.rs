@@ -449,27 +449,11 @@ pub fn resource_usage_now(system: &System) -> kipc_abi::ResourceUsage {
 }
 
 fn resource_usage(system: &mut System, caller: ProcessId, address: u64, length: u64) -> Flow {
-    if length != size_of::<kipc_abi::ResourceUsage>() as u64 {
-        return error(Error::InvalidArgument);
-    }
     let usage = resource_usage_now(system);
-    // SAFETY: ResourceUsage is repr(C) with only u64 fields (no padding).
-    let bytes = unsafe {
-        core::slice::from_raw_parts(
-            (&raw const usage).cast::<u8>(),
-            size_of::<kipc_abi::ResourceUsage>(),
-        )
-    };
-    match space_of(system, caller).copy_to_user(address, bytes) {
-        Ok(()) => value(0),
-        Err(_) => error(Error::BadAddress),
-    }
+    result(copy_record_out(space_of(system, caller), address, length, &usage).map(|()| 0))
 }
 
 fn kernel_stats(system: &mut System, caller: ProcessId, address: u64, length: u64) -> Flow {
-    if length != size_of::<kipc_abi::KernelStats>() as u64 {
-        return error(Error::InvalidArgument);
-    }
     let frames = crate::memory::frame_stats();
     let stats = kipc_abi::KernelStats {
         syscalls: COUNTERS.syscalls.load(Ordering::Relaxed),
@@ -479,18 +463,23 @@ fn kernel_stats(system: &mut System, caller: ProcessId, address: u64, length: u6
         processes: system.processes.live() as u64,
         processes_killed: COUNTERS.killed.load(Ordering::Relaxed),
     };
-    // SAFETY: KernelStats is plain-old-data (repr(C), only u64 fields, no
-    // padding), so viewing it as bytes is sound.
-    let bytes = unsafe {
-        core::slice::from_raw_parts(
-            (&raw const stats).cast::<u8>(),
-            size_of::<kipc_abi::KernelStats>(),
-        )
-    };
-    match space_of(system, caller).copy_to_user(address, bytes) {
-        Ok(()) => value(0),
-        Err(_) => error(Error::BadAddress),
+    result(copy_record_out(space_of(system, caller), address, length, &stats).map(|()| 0))
+}
+
+/// Copies `record` to user memory at `address`; `length` must be its size.
+pub fn copy_record_out(
+    space: &AddressSpace,
+    address: u64,
+    length: u64,
+    record: &impl kipc_abi::Record,
+) -> Result<(), Error> {
+    let bytes = record.as_bytes();
+    if length != bytes.len() as u64 {
+        return Err(Error::InvalidArgument);
     }
+    space
+        .copy_to_user(address, bytes)
+        .map_err(|_| Error::BadAddress)
 }
 
 /// Resumes a process parked in kipc: `Retry` re-runs its system call,
