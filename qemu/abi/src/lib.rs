@@ -277,7 +277,9 @@ pub unsafe trait Record: Sized {
     fn as_bytes(&self) -> &[u8] {
         // SAFETY: per the trait's contract, `Self` is padding-free plain data,
         // so all `size_of::<Self>()` bytes behind `self` are initialised.
-        unsafe { core::slice::from_raw_parts((self as *const Self).cast::<u8>(), size_of::<Self>()) }
+        unsafe {
+            core::slice::from_raw_parts((self as *const Self).cast::<u8>(), size_of::<Self>())
+        }
     }
 }
 
