@@ -6,30 +6,14 @@
 //! harness reports them as failures with the right reason — this is how the
 //! harness itself is tested.
 
-use std::sync::OnceLock;
+mod common;
+
 use std::time::Duration;
 
-use kipc_qemu::{Artifacts, BuildOutput, Profile, RunOptions, RunReport, Verdict};
-
-fn artifacts() -> &'static Artifacts {
-    static BUILT: OnceLock<Artifacts> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        kipc_qemu::build(Profile::Debug, BuildOutput::Capture)
-            .unwrap_or_else(|error| panic!("kernel build failed: {error}"))
-    })
-}
+use kipc_qemu::{Profile, RunOptions, RunReport, Verdict};
 
 fn boot_with(options: RunOptions) -> RunReport {
-    let report = kipc_qemu::run(artifacts(), &options)
-        .unwrap_or_else(|error| panic!("could not boot: {error}"));
-    eprintln!(
-        "scenario {}: {:?} (exit status {:?}) in {:.2} s",
-        options.scenario,
-        report.verdict,
-        report.exit_status,
-        report.duration.as_secs_f64()
-    );
-    report
+    common::boot_with(Profile::Debug, &options)
 }
 
 fn boot(scenario: &str) -> RunReport {
@@ -38,15 +22,7 @@ fn boot(scenario: &str) -> RunReport {
 
 /// Boots `scenario` and requires a pass, showing the serial log otherwise.
 fn expect_pass(scenario: &str) -> RunReport {
-    let report = boot(scenario);
-    assert!(
-        report.passed(),
-        "scenario {scenario} failed: {:?}\n--- serial log ---\n{}\n--- QEMU stderr ---\n{}",
-        report.verdict,
-        report.serial,
-        report.qemu_stderr
-    );
-    report
+    common::expect_pass_with(Profile::Debug, &RunOptions::scenario(scenario))
 }
 
 /// Boots a must-fail scenario and requires the harness to report a failure

@@ -7,41 +7,16 @@
 //! A longer fuzz run is a command (see README): `cargo run -- --release
 //! fuzz --append "seed=1 calls=1000000" --timeout 0`.
 
-use std::sync::OnceLock;
+mod common;
+
 use std::time::Duration;
 
-use kipc_qemu::{Artifacts, BuildOutput, Profile, RunOptions, RunReport};
-
-fn artifacts() -> &'static Artifacts {
-    static BUILT: OnceLock<Artifacts> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        kipc_qemu::build(Profile::Debug, BuildOutput::Capture)
-            .unwrap_or_else(|error| panic!("kernel build failed: {error}"))
-    })
-}
+use kipc_qemu::{Profile, RunReport};
 
 /// Boots `scenario` with extra command-line words and requires a pass.
 fn expect_pass(scenario: &str, words: &[&str]) -> RunReport {
-    let mut options = RunOptions::scenario(scenario);
-    options.timeout = Some(Duration::from_secs(120));
-    options
-        .append
-        .extend(words.iter().map(|word| word.to_string()));
-    let report = kipc_qemu::run(artifacts(), &options)
-        .unwrap_or_else(|error| panic!("could not boot: {error}"));
-    eprintln!(
-        "scenario {scenario} {words:?}: {:?} in {:.2} s",
-        report.verdict,
-        report.duration.as_secs_f64()
-    );
-    assert!(
-        report.passed(),
-        "scenario {scenario} {words:?} failed: {:?}\n--- serial log ---\n{}\n--- QEMU stderr ---\n{}",
-        report.verdict,
-        report.serial,
-        report.qemu_stderr
-    );
-    report
+    let options = common::options(scenario, words, Duration::from_secs(120));
+    common::expect_pass_with(Profile::Debug, &options)
 }
 
 fn fuzz(seed: u64, calls: u64) {

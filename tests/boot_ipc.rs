@@ -4,36 +4,13 @@
 //! verdict (PASS means every check in every process held and nothing leaked)
 //! and the serial lines that prove the exchange really happened.
 
-use std::sync::OnceLock;
+mod common;
 
-use kipc_qemu::{Artifacts, BuildOutput, Profile, RunOptions, RunReport};
-
-fn artifacts() -> &'static Artifacts {
-    static BUILT: OnceLock<Artifacts> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        kipc_qemu::build(Profile::Debug, BuildOutput::Capture)
-            .unwrap_or_else(|error| panic!("kernel build failed: {error}"))
-    })
-}
+use kipc_qemu::{Profile, RunOptions, RunReport};
 
 /// Boots `scenario` and requires a pass, showing the serial log otherwise.
 fn expect_pass(scenario: &str) -> RunReport {
-    let options = RunOptions::scenario(scenario);
-    let report = kipc_qemu::run(artifacts(), &options)
-        .unwrap_or_else(|error| panic!("could not boot: {error}"));
-    eprintln!(
-        "scenario {scenario}: {:?} in {:.2} s",
-        report.verdict,
-        report.duration.as_secs_f64()
-    );
-    assert!(
-        report.passed(),
-        "scenario {scenario} failed: {:?}\n--- serial log ---\n{}\n--- QEMU stderr ---\n{}",
-        report.verdict,
-        report.serial,
-        report.qemu_stderr
-    );
-    report
+    common::expect_pass_with(Profile::Debug, &RunOptions::scenario(scenario))
 }
 
 /// Requires every one of `lines` somewhere in the serial log.

@@ -3,35 +3,15 @@
 //! overflow checks, so a wrap that a debug build would catch as a panic must
 //! not turn into silent corruption either).
 
-use std::sync::OnceLock;
+mod common;
+
 use std::time::Duration;
 
-use kipc_qemu::{Artifacts, BuildOutput, Profile, RunOptions};
-
-fn artifacts() -> &'static Artifacts {
-    static BUILT: OnceLock<Artifacts> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        kipc_qemu::build(Profile::Release, BuildOutput::Capture)
-            .unwrap_or_else(|error| panic!("release build failed: {error}"))
-    })
-}
+use kipc_qemu::Profile;
 
 fn expect_pass(scenario: &str, append: &[&str]) {
-    let mut options = RunOptions::scenario(scenario);
-    options.append = append.iter().map(|word| word.to_string()).collect();
-    options.timeout = Some(Duration::from_secs(120));
-    let report = kipc_qemu::run(artifacts(), &options).unwrap_or_else(|error| panic!("{error}"));
-    eprintln!(
-        "release scenario {scenario}: {:?} in {:.2} s",
-        report.verdict,
-        report.duration.as_secs_f64()
-    );
-    assert!(
-        report.passed(),
-        "release scenario {scenario} failed: {:?}\n--- serial log ---\n{}",
-        report.verdict,
-        report.serial
-    );
+    let options = common::options(scenario, append, Duration::from_secs(120));
+    let report = common::expect_pass_with(Profile::Release, &options);
     assert!(
         report.serial.contains("(release build)"),
         "not a release kernel"

@@ -3,31 +3,16 @@
 //! classic copy counts — computed by the kernel from its copy paths, checked
 //! here exactly, per direction.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::time::Duration;
 
-use kipc_qemu::{Artifacts, BuildOutput, Profile, RunOptions, RunReport};
-
-fn artifacts() -> &'static Artifacts {
-    static BUILT: OnceLock<Artifacts> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        kipc_qemu::build(Profile::Debug, BuildOutput::Capture)
-            .unwrap_or_else(|error| panic!("kernel build failed: {error}"))
-    })
-}
+use kipc_qemu::{Profile, RunReport};
 
 fn boot(scenario: &str, append: &[&str]) -> RunReport {
-    let mut options = RunOptions::scenario(scenario);
-    options.append = append.iter().map(|word| word.to_string()).collect();
-    options.timeout = Some(std::time::Duration::from_secs(120));
-    let report = kipc_qemu::run(artifacts(), &options).unwrap_or_else(|error| panic!("{error}"));
-    assert!(
-        report.passed(),
-        "{scenario} failed: {:?}\n--- serial log ---\n{}",
-        report.verdict,
-        report.serial
-    );
-    report
+    let options = common::options(scenario, append, Duration::from_secs(120));
+    common::expect_pass_with(Profile::Debug, &options)
 }
 
 /// The `EXPERIMENT` lines, by mechanism, as key -> value maps.
