@@ -316,6 +316,18 @@ impl Line {
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.length]
     }
+
+    /// What was written, as text (only whole `&str`s are ever written).
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+
+    /// A line holding `arguments` formatted (cut short if it does not fit).
+    pub fn format(arguments: fmt::Arguments) -> Line {
+        let mut line = Line::new();
+        let _ = line.write_fmt(arguments);
+        line
+    }
 }
 
 impl Default for Line {
@@ -335,6 +347,12 @@ impl Write for Line {
         self.length += bytes.len();
         Ok(())
     }
+}
+
+/// Formats into a [`Line`] (a short string without an allocator).
+#[macro_export]
+macro_rules! format_line {
+    ($($arg:tt)*) => ($crate::Line::format(format_args!($($arg)*)));
 }
 
 /// Prints to the console.

@@ -78,17 +78,8 @@ fn main(start: kipc_user::Start) -> u32 {
         }
     }
     for size_kib in THROUGHPUT_KIB {
-        let mut argument = kipc_user::Line::new();
-        let _ = core::fmt::Write::write_fmt(
-            &mut argument,
-            format_args!("size_kib={size_kib} icount=1"),
-        );
-        let child = spawn(
-            "experiment",
-            core::str::from_utf8(argument.as_bytes()).unwrap_or(""),
-            &[],
-        )
-        .expect("spawn experiment");
+        let argument = kipc_user::format_line!("size_kib={size_kib} icount=1");
+        let child = spawn("experiment", argument.as_str(), &[]).expect("spawn experiment");
         check!(wait(child) == Ok(0), "experiment at {size_kib} KiB failed");
     }
     println!("BENCH done");
@@ -160,12 +151,7 @@ fn null_syscall() {
 }
 
 fn echo_argument(mechanism: &str, size: usize, count: u64) -> kipc_user::Line {
-    let mut argument = kipc_user::Line::new();
-    let _ = core::fmt::Write::write_fmt(
-        &mut argument,
-        format_args!("echo {mechanism} {size} {count}"),
-    );
-    argument
+    kipc_user::format_line!("echo {mechanism} {size} {count}")
 }
 
 /// One side's operations for a round trip.
@@ -228,7 +214,7 @@ fn latency(mechanism: &'static str, size: usize, round_trips: u64) {
     }
     let mut reply = [0u8; 4096];
     let argument = echo_argument(mechanism, size, count);
-    let argument = core::str::from_utf8(argument.as_bytes()).unwrap_or("");
+    let argument = argument.as_str();
     let (peer, channel, ours): (_, Option<Channel>, heapless::Vec<Handle, 4>) = match mechanism {
         "pipe" => {
             let (to_read, to_write) = ipc::pipe().expect("pipe");

@@ -60,9 +60,8 @@ fn start_child(role: &str, handles: &[Handle]) -> ProcessId {
     for (slot, handle) in raw.iter_mut().zip(handles) {
         *slot = handle.0;
     }
-    let mut argument = kipc_user::Line::new();
-    let _ = core::fmt::Write::write_fmt(&mut argument, format_args!("role {role}"));
-    let argument = core::str::from_utf8(argument.as_bytes()).unwrap_or("");
+    let argument = kipc_user::format_line!("role {role}");
+    let argument = argument.as_str();
     spawn("chaos", argument, &raw[..handles.len()]).expect("spawn a chaos child")
 }
 

@@ -31,15 +31,9 @@ fn main(start: kipc_user::Start) -> u32 {
 }
 
 fn start_peer(role: &str, handles: &[Handle]) -> kipc_user::ProcessId {
-    let mut argument = kipc_user::Line::new();
-    let _ = core::fmt::Write::write_fmt(&mut argument, format_args!("peer {role}"));
+    let argument = kipc_user::format_line!("peer {role}");
     let raw: heapless::Vec<u32, 4> = handles.iter().map(|handle| handle.0).collect();
-    spawn(
-        "demo",
-        core::str::from_utf8(argument.as_bytes()).unwrap_or(""),
-        &raw,
-    )
-    .expect("spawn peer")
+    spawn("demo", argument.as_str(), &raw).expect("spawn peer")
 }
 
 fn pipe_stop() {

@@ -168,13 +168,11 @@ fn run(mechanism: &'static str, size: u64, input_sum: u64) -> Row {
     let go = ipc::semaphore_create(0).expect("semaphore");
     let done = ipc::semaphore_create(0).expect("semaphore");
     let setup = setup(mechanism, ready, go, done);
-    let mut argument = kipc_user::Line::new();
-    let _ = core::fmt::Write::write_fmt(&mut argument, format_args!("server {mechanism} {size}"));
-    let server_argument = core::str::from_utf8(argument.as_bytes()).unwrap_or("");
+    let argument = kipc_user::format_line!("server {mechanism} {size}");
+    let server_argument = argument.as_str();
     let server = spawn("xfer", server_argument, &setup.server).expect("spawn server");
-    let mut argument = kipc_user::Line::new();
-    let _ = core::fmt::Write::write_fmt(&mut argument, format_args!("client {mechanism} {size}"));
-    let client_argument = core::str::from_utf8(argument.as_bytes()).unwrap_or("");
+    let argument = kipc_user::format_line!("client {mechanism} {size}");
+    let client_argument = argument.as_str();
     let client = spawn("xfer", client_argument, &setup.client).expect("spawn client");
     for handle in &setup.ours {
         ipc::close(*handle).expect("close our copy");
@@ -254,15 +252,8 @@ struct PerByte(u64, u64);
 impl core::fmt::Display for PerByte {
     fn fmt(&self, out: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let hundredths = (self.0 * 100 + self.1 / 2) / self.1.max(1);
-        let text = {
-            let mut line = kipc_user::Line::new();
-            let _ = core::fmt::Write::write_fmt(
-                &mut line,
-                format_args!("{}.{:02}", hundredths / 100, hundredths % 100),
-            );
-            line
-        };
-        out.pad(core::str::from_utf8(text.as_bytes()).unwrap_or("?"))
+        let text = kipc_user::format_line!("{}.{:02}", hundredths / 100, hundredths % 100);
+        out.pad(text.as_str())
     }
 }
 
@@ -288,15 +279,11 @@ fn print_table(rows: &[Row], size: u64, icount: bool) {
     );
     for row in rows {
         let total: u64 = row.copied.iter().sum();
-        let mut instructions = kipc_user::Line::new();
-        if icount {
-            let _ = core::fmt::Write::write_fmt(
-                &mut instructions,
-                format_args!("{}", row.instructions / (size / 1024).max(1)),
-            );
+        let instructions = if icount {
+            kipc_user::format_line!("{}", row.instructions / (size / 1024).max(1))
         } else {
-            let _ = core::fmt::Write::write_fmt(&mut instructions, format_args!("n/a"));
-        }
+            kipc_user::format_line!("n/a")
+        };
         println!(
             "  {:<15} {:>9} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6} {:>8} {:>8} {:>10} {:>8}",
             row.mechanism,
@@ -309,7 +296,7 @@ fn print_table(rows: &[Row], size: u64, icount: bool) {
             row.pages_mapped + row.pages_loaned,
             row.syscalls,
             row.switches,
-            core::str::from_utf8(instructions.as_bytes()).unwrap_or("?"),
+            instructions.as_str(),
             if row.verified { "yes" } else { "NO" }
         );
     }

@@ -166,12 +166,8 @@ fn root(argument: &str) -> u32 {
         let slot = slots_used;
         slots_used += 1;
         let worker_seed = random.next();
-        let mut line = kipc_user::Line::new();
-        let _ = core::fmt::Write::write_fmt(
-            &mut line,
-            format_args!("worker slot={slot} seed={worker_seed} calls={budget}"),
-        );
-        let text = core::str::from_utf8(line.as_bytes()).unwrap_or("worker");
+        let line = kipc_user::format_line!("worker slot={slot} seed={worker_seed} calls={budget}");
+        let text = line.as_str();
         // Orphans (children of killed workers) may briefly fill the
         // process table; wait for them to finish.
         let mut attempts = 0;

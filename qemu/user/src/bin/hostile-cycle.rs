@@ -48,9 +48,8 @@ fn main(start: kipc_user::Start) -> u32 {
     }
     for shape in SHAPES {
         let before = kipc_user::resource_usage().expect("usage");
-        let mut argument = kipc_user::Line::new();
-        let _ = core::fmt::Write::write_fmt(&mut argument, format_args!("child {shape}"));
-        let argument = core::str::from_utf8(argument.as_bytes()).unwrap_or("");
+        let argument = kipc_user::format_line!("child {shape}");
+        let argument = argument.as_str();
         let child = kipc_user::spawn("hostile-cycle", argument, &[]).expect("spawn");
         check!(kipc_user::wait(child) == Ok(0), "child {shape} failed");
         let after = kipc_user::resource_usage().expect("usage");

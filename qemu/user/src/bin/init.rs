@@ -58,7 +58,7 @@ fn main(start: kipc_user::Start) -> u32 {
                 let separator = if index == 0 { "" } else { ", " };
                 let _ = core::fmt::Write::write_fmt(&mut list, format_args!("{separator}{test}"));
             }
-            let list = core::str::from_utf8(list.as_bytes()).unwrap_or("?");
+            let list = list.as_str();
             println!("init: unknown test {other:?}; init knows: {list}");
             2
         }
@@ -474,7 +474,7 @@ struct Text(Line);
 
 impl Text {
     fn as_str(&self) -> &str {
-        core::str::from_utf8(self.0.as_bytes()).unwrap_or("")
+        self.0.as_str()
     }
 }
 
@@ -813,10 +813,7 @@ fn mqueue() -> u32 {
         );
         let _ = core::fmt::Write::write_fmt(&mut order, format_args!(" {priority}:{message}"));
     }
-    println!(
-        "init: mqueue: received in order{}",
-        core::str::from_utf8(order.as_bytes()).unwrap_or("?")
-    );
+    println!("init: mqueue: received in order{}", order.as_str());
 
     check!(
         failed_with(

@@ -50,8 +50,7 @@ fn badge(mailbox: Handle, name: &str) -> u32 {
         result.err() == Some(ErrorCode::PermissionDenied.into()),
         "receive through a send handle gave {result:?}"
     );
-    let mut text = kipc_user::Line::new();
-    let _ = core::fmt::Write::write_fmt(&mut text, format_args!("from {name}"));
+    let text = kipc_user::format_line!("from {name}");
     check!(
         ipc::send(mailbox, text.as_bytes(), &[], Deadline::Forever).is_ok(),
         "send"
