@@ -1,91 +1,55 @@
 //! The kipc demo microkernel.
 //!
-//! Boot path: QEMU's PVH entry (`boot.rs`, 32-bit) -> long mode -> [`kernel_entry`]
-//! here, which sets up the console, segments, interrupts, memory and timer,
-//! then runs the scenario named on the kernel command line (`scenario=NAME`,
-//! default `demo`). Every scenario ends in [`pass`] or [`fail`], which print
-//! the verdict line the runner looks for and exit QEMU with a matching code.
+//! Boot path: QEMU's PVH entry (`kipc_arch::boot`, 32-bit) -> long mode ->
+//! [`main`] here, which sets up the console, segments, interrupts, memory and
+//! timer, installs the hooks by which the lower layers call up, then runs the
+//! scenario named on the kernel command line (`scenario=NAME`, default
+//! `demo`). Every scenario ends in `kipc_arch::verdict::pass` or `fail`, which
+//! print the verdict line the runner looks for and exit QEMU with a matching
+//! code.
+//!
+//! The kernel is built in one-way layers (see `docs/architecture.md`); this
+//! file is the only one that names them all:
+//!
+//! ```text
+//! main.rs      wiring: boot order, hooks, panic handler
+//! scenarios    kernel self-tests, the scenario table, the verdict on the root process
+//! syscalls     dispatcher, process / IPC / file calls
+//! services     the RAM file system
+//! processes    process table, scheduler, program loading, kipc host glue
+//! memory       frames, address spaces
+//! kipc_arch    (crate) boot, serial, GDT/TSS, IDT, syscall entry, timer, exit
+//! ```
 
 #![no_std]
 #![no_main]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
-mod address_space;
-mod boot;
-mod cpu_features;
-mod elf;
-mod exit;
-mod file_calls;
-mod fs;
-mod gdt;
-mod host;
-mod initrd;
-mod interrupts;
-mod ipc_calls;
 mod memory;
-mod process;
-mod programs;
-mod pvh;
+mod processes;
 mod scenarios;
-mod serial;
-mod syscall;
-mod timer;
+mod services;
+mod syscalls;
 
-use core::fmt;
 use core::panic::PanicInfo;
-use spin::Once;
 
-/// The line prefix the runner parses for the verdict.
-pub const RESULT_PREFIX: &str = "KIPC-RESULT:";
+use kipc_arch::interrupts::{self, Handlers};
+use kipc_arch::verdict::fail;
+use kipc_arch::{boot, cpu, gdt, println, pvh, serial, timer, verdict};
 
-static SCENARIO: Once<heapless::String<64>> = Once::new();
+use processes::lifecycle::{self, ExitHooks};
+use processes::{programs, scheduler};
+use scenarios::Kernel;
 
-fn scenario_name() -> &'static str {
-    SCENARIO.get().map_or("boot", |name| name.as_str())
-}
-
-/// Reports success of the running scenario and exits QEMU (exit status 33).
-pub fn pass() -> ! {
-    println!("{RESULT_PREFIX} PASS {}", scenario_name());
-    exit::exit_qemu(exit::ExitCode::Success)
-}
-
-/// Reports failure of the running scenario and exits QEMU (exit status 35).
-pub fn fail(reason: fmt::Arguments) -> ! {
-    serial::emergency_write_fmt(format_args!(
-        "{RESULT_PREFIX} FAIL {}: {}\n",
-        scenario_name(),
-        reason
-    ));
-    exit::exit_qemu(exit::ExitCode::Failure)
-}
-
-/// Checks a condition inside a scenario; on failure reports the scenario failed.
-#[macro_export]
-macro_rules! check {
-    ($condition:expr, $($reason:tt)+) => {
-        if !$condition {
-            $crate::fail(format_args!($($reason)+));
-        }
-    };
-}
-
-/// Everything boot learned, for the scenarios.
-pub struct Kernel {
-    /// Parsed PVH start info.
-    pub boot: pvh::BootInfo,
-    /// Frame counts right after the allocator was built.
-    pub frames_at_boot: memory::FrameStats,
-}
+kipc_arch::entry_point!(main);
 
 /// Rust entry point, called by the boot trampoline on the boot stack with the
 /// physical address of `hvm_start_info`.
-#[unsafe(no_mangle)]
-extern "C" fn kernel_entry(start_info: u32) -> ! {
+fn main(start_info: u64) -> ! {
     serial::init();
     gdt::init();
     interrupts::init();
-    let boot = match pvh::parse(u64::from(start_info)) {
+    let boot = match pvh::parse(start_info) {
         Ok(boot) => boot,
         Err(error) => fail(format_args!("unusable PVH start info: {error}")),
     };
@@ -94,15 +58,25 @@ extern "C" fn kernel_entry(start_info: u32) -> ! {
         let _ = scenario_argument.push(character);
     }
     let scenario = scenarios::find(&scenario_argument);
-    SCENARIO.call_once(|| scenario_argument.clone());
-    memory::drop_identity_map();
+    verdict::set_scenario(&scenario_argument);
+    boot::drop_identity_map();
     memory::init(&boot);
-    address_space::init();
+    memory::address_space::init();
     if let Some(module) = boot.modules.first() {
-        programs::init(initrd::module_bytes(module));
+        programs::init(processes::initrd::module_bytes(module));
     }
-    syscall::init();
-    cpu_features::enable();
+    // The hooks by which lower layers call up (see docs/architecture.md).
+    interrupts::set_handlers(Handlers {
+        system_call: syscalls::entry::dispatch,
+        timer: scheduler::on_tick,
+        user_exception: lifecycle::kill_current,
+    });
+    lifecycle::set_exit_hooks(ExitHooks {
+        release: services::release_process,
+        root_exited: scenarios::root_exited,
+    });
+    kipc_arch::syscall::init();
+    cpu::enable_protections();
     let frames_at_boot = memory::frame_stats();
     timer::init();
     x86_64::instructions::interrupts::enable();
@@ -139,7 +113,7 @@ extern "C" fn kernel_entry(start_info: u32) -> ! {
             );
             // It gets the kernel command line as its argument (seeds, sizes).
             let command_line = kernel.boot.cmdline.clone();
-            process::run_root(&scenario_argument, &command_line)
+            lifecycle::run_root(&scenario_argument, &command_line)
         }
         None => {
             println!(
@@ -150,14 +124,12 @@ extern "C" fn kernel_entry(start_info: u32) -> ! {
                 println!("    {:<16} {}", scenario.name, scenario.about);
             }
             println!("  )");
-            process::run_root("init", &scenario_argument)
+            lifecycle::run_root("init", &scenario_argument)
         }
     }
 }
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
-    x86_64::instructions::interrupts::disable();
-    serial::emergency_write_fmt(format_args!("\n!!! KERNEL PANIC: {info}\n"));
-    fail(format_args!("kernel panic: {}", info.message()))
+    verdict::panic(info)
 }

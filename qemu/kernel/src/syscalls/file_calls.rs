@@ -1,24 +1,17 @@
-//! File system calls: arguments checked, then handed to [`crate::fs`].
+//! File system calls: arguments checked, then handed to
+//! [`crate::services::fs`].
 
 use kipc::{Error, ProcessId};
 use kipc_abi::number;
 
-use crate::fs::{FILES, MAX_OPEN, user_slice};
-use crate::host::KernelHost;
-use crate::process::System;
-use crate::syscall::{Flow, copy_string, result};
+use super::common::{Flow, copy_string, result};
+use crate::processes::host::KernelHost;
+use crate::processes::table::System;
+use crate::services::fs::{self, FILES, MAX_OPEN, user_slice};
 
-/// Handles the `FILE_*` system calls; `None` for other numbers.
-pub fn handle(
-    system: &mut System,
-    caller: ProcessId,
-    number: u64,
-    arguments: [u64; 6],
-) -> Option<Flow> {
-    if !(number::FILE_OPEN..=number::FILE_APPEND_PAGES).contains(&number) {
-        return None;
-    }
-    Some(result(call(system, caller, number, arguments)))
+/// Handles the `FILE_*` system calls.
+pub fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 6]) -> Flow {
+    result(call(system, caller, number, arguments))
 }
 
 fn descriptor(raw: u64) -> Result<usize, Error> {
@@ -47,37 +40,38 @@ fn call(
                         error
                     }
                 })?;
-            let slot = process
-                .files
+            let slot = files
+                .descriptors(caller)
                 .iter()
                 .position(Option::is_none)
                 .ok_or(Error::OutOfHandles)?;
-            process.files[slot] = Some(files.open(&name, a2)?);
+            let open = files.open(&name, a2)?;
+            files.descriptors(caller)[slot] = Some(open);
             Ok(slot as u64)
         }
         number::FILE_CLOSE => {
-            let open = process.files[descriptor(a0)?]
+            let open = files.descriptors(caller)[descriptor(a0)?]
                 .take()
                 .ok_or(Error::BadHandle)?;
             files.close(&open);
             Ok(0)
         }
         number::FILE_SEEK => {
-            let open = process.files[descriptor(a0)?]
+            let open = files.descriptors(caller)[descriptor(a0)?]
                 .as_mut()
                 .ok_or(Error::BadHandle)?;
-            if a1 > crate::fs::MAX_FILE_SIZE {
+            if a1 > fs::MAX_FILE_SIZE {
                 return Err(Error::InvalidArgument);
             }
             open.offset = a1;
             Ok(0)
         }
         number::FILE_SIZE => {
-            let open = process.files[descriptor(a0)?].ok_or(Error::BadHandle)?;
+            let open = files.descriptors(caller)[descriptor(a0)?].ok_or(Error::BadHandle)?;
             files.size(&open)
         }
         number::FILE_CHECKSUM => {
-            let open = process.files[descriptor(a0)?].ok_or(Error::BadHandle)?;
+            let open = files.descriptors(caller)[descriptor(a0)?].ok_or(Error::BadHandle)?;
             files.checksum(&open)
         }
         number::FILE_UNLINK => {
@@ -89,21 +83,21 @@ fn call(
             files.generate(&name, a2, a3)
         }
         number::FILE_LEND => {
-            let open = process.files[descriptor(a0)?].ok_or(Error::BadHandle)?;
+            let open = files.descriptors(caller)[descriptor(a0)?].ok_or(Error::BadHandle)?;
             let pages = usize::try_from(a2).map_err(|_| Error::InvalidArgument)?;
             let address = files.lend(&open, a1, pages, &mut process.space)?;
             ipc.account_pages(caller, kipc::Mechanism::File, pages, 0);
             Ok(address)
         }
         number::FILE_APPEND_PAGES => {
-            let open = process.files[descriptor(a0)?].ok_or(Error::BadHandle)?;
+            let open = files.descriptors(caller)[descriptor(a0)?].ok_or(Error::BadHandle)?;
             let pages = usize::try_from(a2).map_err(|_| Error::InvalidArgument)?;
             files.append_pages(&open, &process.space, a1, pages, a3)?;
             Ok(0)
         }
         number::FILE_READ | number::FILE_WRITE => {
             let index = descriptor(a0)?;
-            let mut open = process.files[index].ok_or(Error::BadHandle)?;
+            let mut open = files.descriptors(caller)[index].ok_or(Error::BadHandle)?;
             let slice = user_slice(a1, a2)?;
             let mut host = KernelHost { processes };
             let done = if number == number::FILE_READ {
@@ -111,9 +105,7 @@ fn call(
             } else {
                 files.write(&mut open, slice, ipc, &mut host, caller)?
             };
-            if let Some(process) = host.processes.get_mut(caller) {
-                process.files[index] = Some(open);
-            }
+            files.descriptors(caller)[index] = Some(open);
             Ok(done as u64)
         }
         _ => Err(Error::InvalidArgument),

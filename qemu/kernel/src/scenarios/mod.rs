@@ -1,7 +1,7 @@
 //! Boot scenarios: what the kernel does after boot, picked on the command line
 //! with `scenario=NAME`.
 //!
-//! Each scenario ends in [`crate::pass`] or [`crate::fail`]. The `fault-*`
+//! Layer 5, the top: each scenario ends in [`pass`] or [`fail`]. The `fault-*`
 //! scenarios go wrong on purpose; the test suite checks that the runner
 //! reports them as failures with the right message.
 //!
@@ -17,9 +17,22 @@
 use x86_64::VirtAddr;
 use x86_64::structures::paging::{Mapper, Page, PageTableFlags, Size4KiB};
 
+use kipc_arch::verdict::{fail, pass};
+use kipc_arch::{check, interrupts, println, pvh, timer};
+
 use crate::memory::{self, FRAME_SIZE, phys_to_virt};
-use crate::process::SystemView;
-use crate::{Kernel, check, fail, initrd, interrupts, pass, println, timer};
+use crate::processes::initrd;
+use crate::processes::lifecycle::{self, FRAMES_BEFORE_ROOT, SystemView};
+use crate::processes::table::COUNTERS;
+use crate::services::fs::FILES;
+
+/// Everything boot learned, for the scenarios.
+pub struct Kernel {
+    /// Parsed PVH start info.
+    pub boot: pvh::BootInfo,
+    /// Frame counts right after the allocator was built.
+    pub frames_at_boot: memory::FrameStats,
+}
 
 /// A named boot scenario.
 pub struct Scenario {
@@ -109,15 +122,15 @@ pub fn root_exited(view: SystemView, name: &str, code: u32) -> ! {
         usage == kipc::Usage::default(),
         "kipc objects leaked: {usage:?}"
     );
-    let before = crate::process::FRAMES_BEFORE_ROOT.load(core::sync::atomic::Ordering::Relaxed);
+    let before = FRAMES_BEFORE_ROOT.load(core::sync::atomic::Ordering::Relaxed);
     let after = memory::frame_stats().free;
     check!(
         after == before,
         "frames leaked: {before} free before the scenario, {after} after (files still hold {})",
-        crate::fs::FILES.lock().frames_held()
+        FILES.lock().frames_held()
     );
-    let counters = &crate::process::COUNTERS;
-    let (smep, smap) = crate::cpu_features::protections();
+    let counters = &COUNTERS;
+    let (smep, smap) = kipc_arch::cpu::protections();
     println!(
         "kernel: no leaks ({after} frames free, no kipc objects); {} system calls, {} context switches, {} processes killed; SMEP {}, SMAP {}",
         counters
@@ -146,7 +159,7 @@ fn demo(kernel: &Kernel) -> ! {
     let mut argument = heapless::String::<600>::new();
     let _ = argument.push_str("demo ");
     let _ = argument.push_str(&kernel.boot.cmdline);
-    crate::process::run_root("init", &argument)
+    lifecycle::run_root("init", &argument)
 }
 
 fn boot_only(_: &Kernel) -> ! {
@@ -347,5 +360,5 @@ fn fault_hang(_: &Kernel) -> ! {
 }
 
 fn fault_no_verdict(_: &Kernel) -> ! {
-    crate::exit::exit_qemu(crate::exit::ExitCode::Success)
+    kipc_arch::exit::exit_qemu(kipc_arch::exit::ExitCode::Success)
 }

@@ -7,10 +7,9 @@
 
 use kipc::{Access, Fault, Frame, ProcessId, UserLimit, UserSlice, Wakeup};
 
-use crate::address_space::{AddressSpace, MapError, UserAccess};
-use crate::elf::USER_END;
+use super::table::Processes;
 use crate::memory;
-use crate::process::Processes;
+use crate::memory::address_space::{AddressSpace, MapError, USER_END, UserAccess};
 
 /// Lowest address kipc may pick for a mapping (shared regions, loans).
 pub const MAPPING_AREA_START: u64 = 0x0000_1000_0000_0000;
@@ -225,7 +224,7 @@ impl kipc::FrameAllocator for KernelHost<'_> {
 
 impl kipc::Clock for KernelHost<'_> {
     fn now(&self) -> u64 {
-        crate::timer::ticks()
+        kipc_arch::timer::ticks()
     }
 }
 

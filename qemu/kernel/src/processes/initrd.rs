@@ -5,8 +5,9 @@
 //! archive. The format is POSIX ustar: 512-byte headers, sizes in octal, data
 //! padded to 512 bytes, two zero blocks at the end.
 
+use kipc_arch::pvh::Module;
+
 use crate::memory::phys_to_virt;
-use crate::pvh::Module;
 
 const BLOCK: usize = 512;
 

@@ -93,7 +93,7 @@ pub fn selectors() -> Selectors {
 }
 
 /// Sets the stack the CPU switches to on an interrupt or exception from ring 3.
-pub fn set_kernel_stack(top: VirtAddr) {
+pub(crate) fn set_kernel_stack(top: VirtAddr) {
     // SAFETY: a single aligned 64-bit store into the TSS, done with interrupts
     // off by the scheduler on this (only) CPU; the CPU reads RSP0 only when it
     // delivers an interrupt from ring 3, which cannot happen concurrently.

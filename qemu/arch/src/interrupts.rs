@@ -2,12 +2,16 @@
 //!
 //! Every vector 0..48 has a tiny stub (written in assembly, since
 //! `extern "x86-interrupt"` is not stable) that pushes a uniform [`TrapFrame`]
-//! and calls [`interrupt_dispatch`] with a pointer to it. The dispatcher
-//! returns the frame to resume, which lets a later scheduler switch stacks.
+//! and calls `interrupt_dispatch` with a pointer to it. The dispatcher
+//! returns the frame to resume, which lets the kernel's scheduler switch
+//! stacks.
 //!
-//! An exception in the kernel is fatal: the kernel prints the vector, its name,
-//! the error code, RIP, CR2 and every register to serial, then exits QEMU with
-//! the failure code.
+//! The kernel above this crate is reached only through the [`Handlers`] it
+//! installs with [`set_handlers`]: a system call, a timer tick, an exception
+//! raised in ring 3. Everything else is handled here: other IRQs are
+//! acknowledged and counted, and an exception in the kernel is fatal (the
+//! vector, its name, the error code, RIP, CR2 and every register go to
+//! serial, then QEMU exits with the failure code).
 
 use core::arch::global_asm;
 use core::fmt;
@@ -17,11 +21,7 @@ use x86_64::registers::control::{Cr2, Cr3};
 use x86_64::structures::idt::InterruptDescriptorTable;
 
 use crate::gdt::DOUBLE_FAULT_IST_INDEX;
-
-/// First vector the remapped legacy PIC uses (IRQ 0, the PIT timer).
-pub const PIC_VECTOR_BASE: u8 = 32;
-/// Vector of the timer interrupt.
-pub const TIMER_VECTOR: u8 = PIC_VECTOR_BASE;
+use crate::timer::{PIC_VECTOR_BASE, TIMER_VECTOR};
 /// Number of vectors with stubs.
 const STUB_COUNT: usize = 48;
 
@@ -545,21 +545,64 @@ pub fn load_empty_idt() {
     EMPTY.load();
 }
 
+/// An exception raised by code running in ring 3.
+#[derive(Clone, Copy, Debug)]
+pub struct UserException {
+    /// The vector (0..32).
+    pub vector: u64,
+    /// Its name, for the report.
+    pub name: &'static str,
+    /// The faulting address (CR2) of a page fault.
+    pub address: Option<u64>,
+}
+
+/// What the kernel does with the events this crate cannot handle alone.
+/// Each handler gets the saved frame and returns the frame to resume (the
+/// same one, or another process's).
+#[derive(Clone, Copy)]
+pub struct Handlers {
+    /// A `syscall` instruction from ring 3 (the frame's vector is
+    /// [`SYSCALL_VECTOR`]).
+    pub system_call: fn(*mut TrapFrame) -> *mut TrapFrame,
+    /// A timer tick, already counted and acknowledged (see [`crate::timer`]).
+    pub timer: fn(*mut TrapFrame) -> *mut TrapFrame,
+    /// An exception in ring 3: typically the process dies.
+    pub user_exception: fn(*mut TrapFrame, UserException) -> *mut TrapFrame,
+}
+
+static HANDLERS: Once<Handlers> = Once::new();
+
+/// Installs the kernel's handlers (once; later calls are ignored). Until
+/// then timer ticks only count, and a system call or user exception is a
+/// kernel fault.
+pub fn set_handlers(handlers: Handlers) {
+    HANDLERS.call_once(|| handlers);
+}
+
 /// Called by `interrupt_common` with the saved frame; returns the frame to resume.
 #[unsafe(no_mangle)]
 extern "C" fn interrupt_dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
     // SAFETY: `interrupt_common` passes a pointer to the frame it just pushed
     // on the current stack; it stays valid and unaliased until we return.
     let trap = unsafe { &mut *frame };
-    match trap.vector {
-        SYSCALL_VECTOR => crate::syscall::dispatch(frame),
-        0..=31 if trap.came_from_user() => user_fault(frame),
-        0..=31 => kernel_fault(trap),
-        vector if vector == u64::from(TIMER_VECTOR) => {
-            crate::timer::on_tick();
-            crate::process::on_tick(frame)
+    let handlers = HANDLERS.get();
+    match (trap.vector, handlers) {
+        (0..=31, Some(handlers)) if trap.came_from_user() => {
+            let exception = UserException {
+                vector: trap.vector,
+                name: exception_name(trap.vector),
+                address: (trap.vector == 14).then(Cr2::read_raw),
+            };
+            (handlers.user_exception)(frame, exception)
         }
-        vector if vector >= u64::from(PIC_VECTOR_BASE) => {
+        (vector, handlers) if vector == u64::from(TIMER_VECTOR) => {
+            crate::timer::on_tick();
+            match handlers {
+                Some(handlers) => (handlers.timer)(frame),
+                None => frame,
+            }
+        }
+        (vector, _) if (u64::from(PIC_VECTOR_BASE)..STUB_COUNT as u64).contains(&vector) => {
             crate::timer::on_other_irq(vector as u8);
             frame
         }
@@ -567,13 +610,14 @@ extern "C" fn interrupt_dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
     }
 }
 
-/// An exception in ring 3: the process dies, the kernel goes on.
-fn user_fault(frame: *mut TrapFrame) -> *mut TrapFrame {
-    // SAFETY: the frame the stub just pushed.
-    let trap = unsafe { &*frame };
-    let address = (trap.vector == 14).then(Cr2::read_raw);
-    let name = exception_name(trap.vector);
-    crate::process::kill_current(frame, name, address)
+/// Called by the system-call entry stub (see [`crate::syscall`]).
+#[unsafe(no_mangle)]
+extern "C" fn syscall_dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
+    match HANDLERS.get() {
+        Some(handlers) => (handlers.system_call)(frame),
+        // SAFETY: the frame the entry stub just pushed.
+        None => kernel_fault(unsafe { &*frame }),
+    }
 }
 
 /// Reports a fault in the kernel and exits QEMU with the failure code.
@@ -589,7 +633,7 @@ pub fn kernel_fault(trap: &TrapFrame) -> ! {
         cr2,
         cr3.start_address().as_u64(),
     ));
-    crate::fail(format_args!(
+    crate::verdict::fail(format_args!(
         "kernel fault {} at rip {:#x} (cr2 {:#x})",
         exception_name(trap.vector),
         trap.rip,

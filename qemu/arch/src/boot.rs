@@ -11,9 +11,75 @@
 //!
 //! then enables PAE, long mode and no-execute, turns paging on, and jumps to
 //! `kernel_entry` in the higher half on the boot stack, passing the start-info
-//! address in `RDI`. Rust code drops the identity mapping soon after.
+//! address in `RDI`. The kernel defines `kernel_entry` with [`entry_point!`]
+//! and drops the identity mapping soon after ([`drop_identity_map`]).
+//!
+//! The linker script (`targets/kernel.ld`) places the `.boot*` sections at
+//! their physical addresses and names `pvh_start32` as the entry; it also
+//! marks the symbol `EXTERN`, so the linker keeps this object even though no
+//! Rust code calls it.
 
 use core::arch::global_asm;
+
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::PageTable;
+use x86_64::structures::paging::page_table::PageTableEntry;
+
+/// Virtual address where all physical memory (up to 4 GiB) is mapped.
+pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
+/// Physical memory the direct map covers.
+pub const DIRECT_MAP_SIZE: u64 = 4 << 30;
+
+unsafe extern "C" {
+    static __kernel_phys_end: u8;
+}
+
+/// The kernel-virtual address of physical address `physical`.
+#[inline(always)]
+pub fn phys_to_virt(physical: u64) -> u64 {
+    debug_assert!(physical < DIRECT_MAP_SIZE);
+    DIRECT_MAP_BASE + physical
+}
+
+/// First physical address past the kernel image (including its .bss).
+pub fn kernel_physical_end() -> u64 {
+    // The linker script defines the symbol; only its address is used.
+    &raw const __kernel_phys_end as u64
+}
+
+/// Removes the boot identity mapping of low memory, so the lower half of
+/// every address space belongs to user space alone.
+pub fn drop_identity_map() {
+    let (pml4_frame, flags) = Cr3::read();
+    let pml4 = phys_to_virt(pml4_frame.start_address().as_u64()) as *mut PageTable;
+    // SAFETY: CR3 points at the boot PML4, reachable through the direct map;
+    // we run in the higher half on a higher-half stack, so nothing uses slot 0
+    // any more. Reloading CR3 flushes the stale translations.
+    unsafe {
+        (&mut *pml4)[0] = PageTableEntry::new();
+        Cr3::write(pml4_frame, flags);
+    }
+}
+
+/// Defines the kernel's Rust entry point, `kernel_entry`, which the boot
+/// trampoline calls on the boot stack with interrupts off. `$main` is a
+/// `fn(u64) -> !` that receives the physical address of `hvm_start_info`
+/// (hand it to [`crate::pvh::parse`]).
+///
+/// ```ignore
+/// kipc_arch::entry_point!(main);
+/// fn main(start_info: u64) -> ! { /* ... */ }
+/// ```
+#[macro_export]
+macro_rules! entry_point {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        extern "C" fn kernel_entry(start_info: u32) -> ! {
+            let main: fn(u64) -> ! = $main;
+            main(u64::from(start_info))
+        }
+    };
+}
 
 /// Size of the boot stack (also the kernel stack of the boot CPU).
 pub const BOOT_STACK_SIZE: usize = 64 * 1024;

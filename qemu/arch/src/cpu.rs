@@ -1,4 +1,5 @@
-//! Optional CPU protections, enabled where the CPU has them.
+//! The CPU: optional protections, enabled where the CPU has them, and the
+//! kernel stack ring-0 entries switch to.
 //!
 //! SMEP stops the kernel from executing user pages; SMAP stops it from reading
 //! or writing them. The kernel reaches user memory only through the direct
@@ -13,7 +14,7 @@ static SMEP: AtomicBool = AtomicBool::new(false);
 static SMAP: AtomicBool = AtomicBool::new(false);
 
 /// Turns on SMEP and SMAP if CPUID reports them.
-pub fn enable() {
+pub fn enable_protections() {
     let features = __cpuid_count(7, 0).ebx;
     let smep = features & (1 << 7) != 0;
     let smap = features & (1 << 20) != 0;
@@ -32,4 +33,11 @@ pub fn enable() {
 /// (SMEP, SMAP) as enabled.
 pub fn protections() -> (bool, bool) {
     (SMEP.load(Ordering::Relaxed), SMAP.load(Ordering::Relaxed))
+}
+
+/// Sets the kernel stack for the next entry from ring 3: RSP0 in the TSS (for
+/// interrupts and exceptions) and the `syscall` entry stub's stack.
+pub fn set_kernel_stack(top: u64) {
+    crate::gdt::set_kernel_stack(x86_64::VirtAddr::new(top));
+    crate::syscall::set_kernel_stack(top);
 }

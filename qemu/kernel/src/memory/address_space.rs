@@ -20,8 +20,14 @@ use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::{PageTable, PageTableFlags, PhysFrame};
 use x86_64::{PhysAddr, VirtAddr};
 
-use crate::elf::{self, USER_END};
+use kipc_arch::verdict::fail;
+
 use crate::memory::{self, FRAME_SIZE, phys_to_virt};
+
+/// Highest user address plus one (the lower canonical half).
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// Lowest address a program may load at (page 0 stays unmapped).
+pub const USER_START: u64 = 0x1000;
 
 /// Page-table flag (an OS-available bit) marking frames this space owns.
 pub const OWNED: PageTableFlags = PageTableFlags::BIT_9;
@@ -68,7 +74,7 @@ pub fn init() {
     let pml4 = table(frame.start_address().as_u64());
     if pml4[KERNEL_DYNAMIC_SLOT].is_unused() {
         let Some(table_frame) = memory::allocate_frame() else {
-            crate::fail(format_args!(
+            fail(format_args!(
                 "no frame for the kernel's dynamic page-table slot"
             ));
         };
@@ -962,40 +968,4 @@ fn for_each_used(entries: &[u64], mut visit: impl FnMut(u64)) {
             }
         }
     }
-}
-
-/// Loads `program` into `space`: every segment on its own fresh, owned pages,
-/// with exactly its permissions (W^X, NX on data).
-pub fn load_program(space: &mut AddressSpace, program: &elf::Program) -> Result<(), MapError> {
-    for segment in &program.segments {
-        let first = segment.address & !(FRAME_SIZE - 1);
-        let end = (segment.address + segment.memory_bytes).next_multiple_of(FRAME_SIZE);
-        let access = UserAccess {
-            writable: segment.writable,
-            executable: segment.executable,
-        };
-        let mut page = first;
-        while page < end {
-            let frame = memory::allocate_frame().ok_or(MapError::OutOfFrames)?;
-            // Copy the part of the file that lands in this page.
-            let data_start = segment.address.max(page);
-            let data_end = (segment.address + segment.file_bytes).min(page + FRAME_SIZE);
-            if data_start < data_end {
-                let file_start = (segment.file_offset + (data_start - segment.address)) as usize;
-                let bytes =
-                    &program.file[file_start..file_start + (data_end - data_start) as usize];
-                let target = phys_to_virt(frame.as_u64() + (data_start - page)) as *mut u8;
-                // SAFETY: the frame is freshly allocated and ours; the range
-                // stays inside it (data_end <= page + FRAME_SIZE).
-                unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), target, bytes.len()) };
-            }
-            if let Err(error) = space.map(page, frame, access, true) {
-                // SAFETY: the frame was not mapped, so it is still only ours.
-                unsafe { memory::free_frame(frame) };
-                return Err(error);
-            }
-            page += FRAME_SIZE;
-        }
-    }
-    Ok(())
 }

@@ -4,7 +4,7 @@
 //! Layout from Xen's public `arch-x86/hvm/start_info.h`; every address in it
 //! is physical and read here through the direct map.
 
-use crate::memory::phys_to_virt;
+use crate::boot::phys_to_virt;
 
 /// Magic value at the start of `hvm_start_info`.
 pub const START_INFO_MAGIC: u32 = 0x336e_c578;

@@ -19,11 +19,10 @@ use kipc::{Direction, Error, Mechanism, ProcessId, UserLimit, UserSlice};
 use spin::Mutex;
 use x86_64::PhysAddr;
 
-use crate::address_space::{AddressSpace, UserAccess};
-use crate::elf::USER_END;
-use crate::host::{KernelHost, MAPPING_AREA_END, MAPPING_AREA_START};
+use crate::memory::address_space::{AddressSpace, USER_END, UserAccess};
 use crate::memory::{self, FRAME_SIZE, phys_to_virt};
-use crate::process::KernelIpc;
+use crate::processes::host::{KernelHost, MAPPING_AREA_END, MAPPING_AREA_START};
+use crate::processes::table::{KernelIpc, MAX_PROCESSES};
 
 /// Files the file system holds at once.
 pub const MAX_FILES: usize = 8;
@@ -87,9 +86,15 @@ pub struct OpenFile {
     pub offset: u64,
 }
 
+/// The open files of one process: descriptors index it.
+pub type Descriptors = [Option<OpenFile>; MAX_OPEN];
+
 /// The file system.
 pub struct FileSystem {
     files: [File; MAX_FILES],
+    /// Each process's open files, by process slot; emptied when the process
+    /// ends ([`FileSystem::release`], run from the exit hook).
+    descriptors: [Descriptors; MAX_PROCESSES],
     /// Pages of a file being generated, before it replaces the old one.
     scratch: [u64; MAX_FILE_PAGES],
 }
@@ -97,6 +102,7 @@ pub struct FileSystem {
 /// The one file system, behind its own lock (taken inside the kernel lock).
 pub static FILES: Mutex<FileSystem> = Mutex::new(FileSystem {
     files: [const { File::EMPTY }; MAX_FILES],
+    descriptors: [[None; MAX_OPEN]; MAX_PROCESSES],
     scratch: [0; MAX_FILE_PAGES],
 });
 
@@ -466,12 +472,17 @@ impl FileSystem {
         }
     }
 
-    /// Closes every file in `open_files` (a process's table at exit).
-    pub fn close_all(&mut self, open_files: &mut [Option<OpenFile>]) {
-        for slot in open_files.iter_mut() {
-            if let Some(open) = slot.take() {
-                self.close(&open);
-            }
+    /// The open files of `process` (the running caller of a file call).
+    pub fn descriptors(&mut self, process: ProcessId) -> &mut Descriptors {
+        &mut self.descriptors[process.slot()]
+    }
+
+    /// Closes every file `process` has open (it has ended).
+    pub fn release(&mut self, process: ProcessId) {
+        let open_files =
+            core::mem::replace(&mut self.descriptors[process.slot()], [None; MAX_OPEN]);
+        for open in open_files.iter().flatten() {
+            self.close(open);
         }
     }
 

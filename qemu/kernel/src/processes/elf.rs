@@ -6,10 +6,7 @@
 //! have `filesz <= memsz`, stay inside the file, and are never both writable
 //! and executable (W^X).
 
-/// Highest user address plus one (the lower canonical half).
-pub const USER_END: u64 = 0x0000_8000_0000_0000;
-/// Lowest address a program may load at (page 0 stays unmapped).
-pub const USER_START: u64 = 0x1000;
+use crate::memory::address_space::{USER_END, USER_START};
 
 const PT_LOAD: u32 = 1;
 const PF_X: u32 = 1;

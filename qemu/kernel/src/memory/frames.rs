@@ -1,7 +1,8 @@
-//! Physical memory: the direct map, the frame allocator, kernel page tables.
+//! Physical memory: the frame allocator.
 //!
-//! The boot trampoline maps physical 0..4 GiB at [`DIRECT_MAP_BASE`], so the
-//! kernel reaches any frame at `DIRECT_MAP_BASE + physical`. Frames come from
+//! The boot trampoline (in `kipc_arch::boot`) maps physical 0..4 GiB at
+//! `DIRECT_MAP_BASE`, so the kernel reaches any frame at
+//! `DIRECT_MAP_BASE + physical` ([`phys_to_virt`]). Frames come from
 //! the PVH memory map: RAM above the kernel image, minus the boot modules and
 //! the start info. The allocator hands out never-used frames in address order
 //! and recycles freed frames through a free list threaded through the frames
@@ -15,35 +16,15 @@
 //! when none is left.
 
 use spin::Mutex;
-use x86_64::structures::paging::{
-    FrameAllocator, OffsetPageTable, PageTable, PhysFrame, Size4KiB, page_table::PageTableEntry,
-};
+use x86_64::structures::paging::{FrameAllocator, OffsetPageTable, PageTable, PhysFrame, Size4KiB};
 use x86_64::{PhysAddr, VirtAddr, registers::control::Cr3};
 
-use crate::pvh::{BootInfo, MEMORY_RAM};
+use kipc_arch::boot::{DIRECT_MAP_BASE, DIRECT_MAP_SIZE, kernel_physical_end, phys_to_virt};
+use kipc_arch::pvh::{BootInfo, MEMORY_RAM};
+use kipc_arch::verdict::fail;
 
-/// Virtual address where all physical memory (up to 4 GiB) is mapped.
-pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
-/// Physical memory the direct map covers.
-pub const DIRECT_MAP_SIZE: u64 = 4 << 30;
 /// Size of a frame and of a page.
 pub const FRAME_SIZE: u64 = 4096;
-
-unsafe extern "C" {
-    static __kernel_phys_end: u8;
-}
-
-/// The kernel-virtual address of physical address `physical`.
-pub fn phys_to_virt(physical: u64) -> u64 {
-    debug_assert!(physical < DIRECT_MAP_SIZE);
-    DIRECT_MAP_BASE + physical
-}
-
-/// First physical address past the kernel image (including its .bss).
-pub fn kernel_physical_end() -> u64 {
-    // The linker script defines the symbol; only its address is used.
-    &raw const __kernel_phys_end as u64
-}
 
 const MAX_RANGES: usize = 32;
 const MAX_HOLES: usize = 12;
@@ -132,7 +113,7 @@ impl Frames {
     fn release(&mut self, frame: u64) {
         let count = &mut self.references[(frame / FRAME_SIZE) as usize];
         match *count {
-            0 => crate::fail(format_args!("frame {frame:#x} freed while free")),
+            0 => fail(format_args!("frame {frame:#x} freed while free")),
             1 => {
                 *count = 0;
                 self.deallocate(frame);
@@ -300,20 +281,6 @@ pub struct KernelFrameAllocator;
 unsafe impl FrameAllocator<Size4KiB> for KernelFrameAllocator {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
         allocate_frame().map(PhysFrame::containing_address)
-    }
-}
-
-/// Removes the boot identity mapping of low memory, so the lower half of
-/// every address space belongs to user space alone.
-pub fn drop_identity_map() {
-    let (pml4_frame, flags) = Cr3::read();
-    let pml4 = phys_to_virt(pml4_frame.start_address().as_u64()) as *mut PageTable;
-    // SAFETY: CR3 points at the boot PML4, reachable through the direct map;
-    // we run in the higher half on a higher-half stack, so nothing uses slot 0
-    // any more. Reloading CR3 flushes the stale translations.
-    unsafe {
-        (&mut *pml4)[0] = PageTableEntry::new();
-        Cr3::write(pml4_frame, flags);
     }
 }
 

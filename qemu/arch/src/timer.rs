@@ -2,12 +2,16 @@
 //!
 //! The PICs are remapped to vectors 32..48 so IRQs never collide with CPU
 //! exceptions; only IRQ 0 (the PIT) is unmasked. Every tick increments a
-//! counter; the scheduler will preempt on it.
+//! counter and is acknowledged here; the kernel's scheduler hears of it
+//! through [`crate::interrupts::Handlers::timer`].
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::instructions::port::Port;
 
-use crate::interrupts::PIC_VECTOR_BASE;
+/// First vector the remapped legacy PIC uses (IRQ 0, the PIT timer).
+pub const PIC_VECTOR_BASE: u8 = 32;
+/// Vector of the timer interrupt.
+pub const TIMER_VECTOR: u8 = PIC_VECTOR_BASE;
 
 /// Timer interrupts per second.
 pub const TICK_HZ: u32 = 100;
@@ -58,15 +62,15 @@ fn end_of_interrupt(irq: u8) {
     }
 }
 
-/// Timer interrupt handler.
-pub fn on_tick() {
+/// Timer interrupt: counts the tick and acknowledges it.
+pub(crate) fn on_tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
     end_of_interrupt(0);
 }
 
 /// Any other legacy IRQ: spurious IRQ 7/15 are counted and not acknowledged
 /// (the PIC did not raise them), others are acknowledged and counted.
-pub fn on_other_irq(vector: u8) {
+pub(crate) fn on_other_irq(vector: u8) {
     let irq = vector - PIC_VECTOR_BASE;
     SPURIOUS.fetch_add(1, Ordering::Relaxed);
     if irq != 7 && irq != 15 {
@@ -84,4 +88,9 @@ pub fn ticks() -> u64 {
 /// Milliseconds since the timer started, at tick resolution.
 pub fn uptime_ms() -> u64 {
     ticks() * 1000 / u64::from(TICK_HZ)
+}
+
+/// Spurious or unexpected IRQs seen since boot.
+pub fn other_irqs() -> u64 {
+    SPURIOUS.load(Ordering::Relaxed)
 }

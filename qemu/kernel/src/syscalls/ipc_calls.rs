@@ -8,17 +8,16 @@
 //! [`AddressSpace`]'s checked copy.
 
 use kipc::{
-    Access, Blocking, Completion, Error, Handle, Mechanism, OpenMode, Outcome, ProcessId, Rights,
-    UserLimit, UserSlice,
+    Access, Blocking, Error, Handle, Mechanism, OpenMode, Outcome, ProcessId, Rights, UserLimit,
+    UserSlice,
 };
 use kipc_abi::{HandleArray, LedgerRecord, MESSAGE_HANDLES, number};
 
-use crate::address_space::AddressSpace;
-use crate::elf::USER_END;
-use crate::host::KernelHost;
-use crate::interrupts::TrapFrame;
-use crate::process::{State, System};
-use crate::syscall::{Flow, copy_record_out, copy_string, result, space_of};
+use super::common::{Flow, copy_record_out, copy_string, result, space_of};
+use crate::memory::address_space::{AddressSpace, USER_END};
+use crate::processes::host::KernelHost;
+use crate::processes::resume::write_handle_array;
+use crate::processes::table::{State, System};
 
 const LIMIT: UserLimit = UserLimit::new(USER_END);
 
@@ -40,7 +39,7 @@ fn blocking(deadline: u64) -> Blocking {
         kipc_abi::NO_WAIT => Blocking::NonBlocking,
         kipc_abi::FOREVER => Blocking::Forever,
         milliseconds => {
-            Blocking::Until(milliseconds.div_ceil(1000 / u64::from(crate::timer::TICK_HZ)))
+            Blocking::Until(milliseconds.div_ceil(1000 / u64::from(kipc_arch::timer::TICK_HZ)))
         }
     }
 }
@@ -141,17 +140,6 @@ fn handle_array_from(bytes: &[u8; size_of::<HandleArray>()]) -> Result<HandleArr
         return Err(Error::InvalidArgument);
     }
     Ok(array)
-}
-
-fn write_handle_array(space: &AddressSpace, address: u64, handles: &[Handle]) -> Result<(), Error> {
-    let mut bytes = [0u8; size_of::<HandleArray>()];
-    bytes[..4].copy_from_slice(&(handles.len() as u32).to_le_bytes());
-    for (index, handle) in handles.iter().enumerate() {
-        bytes[4 + index * 4..8 + index * 4].copy_from_slice(&handle.into_raw().to_le_bytes());
-    }
-    space
-        .copy_to_user(address, &bytes)
-        .map_err(|_| Error::BadAddress)
 }
 
 /// Checks that a handle array can be written before kipc installs handles
@@ -652,45 +640,6 @@ fn received_registers(
                 .map_or(0, |reply| u64::from(reply.into_raw()))
         }),
     )
-}
-
-/// Writes the result of a call kipc completed on a parked process's behalf.
-/// The frame still holds the call's number (in `rax`) and its arguments.
-#[inline(always)]
-pub fn deliver_completion(space: &AddressSpace, frame: &mut TrapFrame, completion: &Completion) {
-    let flow = match completion {
-        Completion::Received(received) => {
-            // Straight into the parked frame: the same registers (and array)
-            // as `received_registers`, without building a `Flow`.
-            let (array, r8) = match frame.rax {
-                number::MAILBOX_RECEIVE => (
-                    frame.r10,
-                    received
-                        .reply
-                        .map_or(0, |reply| u64::from(reply.into_raw())),
-                ),
-                number::MAILBOX_CALL => (frame.r9, received.handles.len() as u64),
-                _ => (
-                    0,
-                    received
-                        .reply
-                        .map_or(0, |reply| u64::from(reply.into_raw())),
-                ),
-            };
-            if array != 0 && !received.handles.is_empty() {
-                // Checked writable before kipc ran; the process has not run since.
-                let _ = write_handle_array(space, array, &received.handles);
-            }
-            frame.rax = kipc_abi::encode(Ok(received.length as u64));
-            frame.rdx = received.badge;
-            frame.r8 = r8;
-            return;
-        }
-        Completion::Acquired => value(0),
-        Completion::Notified(bits) => Flow::Return(kipc_abi::encode(Ok(0)), Some(*bits), None),
-        Completion::Opened(handle) => value(u64::from(handle.into_raw())),
-    };
-    crate::syscall::apply(frame, flow);
 }
 
 impl KernelHost<'_> {

@@ -1,0 +1,19 @@
+//! Layer 2, processes: the process table, the scheduler, program loading,
+//! and this kernel's side of the kipc host contract.
+//!
+//! Files, from the bottom: [`resume`] (how a parked call gets its result),
+//! [`table`] (processes and their states, [`table::System`] behind the
+//! kernel lock), [`host`] (kipc's host traits over the table), [`elf`],
+//! [`initrd`] and [`programs`] (the boot archive and loading), [`scheduler`]
+//! (kernel stacks, ready queue, timer tick), [`lifecycle`] (spawn, exit,
+//! kill, the first process). Layers above are reached only through
+//! [`lifecycle::ExitHooks`].
+
+pub mod elf;
+pub mod host;
+pub mod initrd;
+pub mod lifecycle;
+pub mod programs;
+pub mod resume;
+pub mod scheduler;
+pub mod table;

@@ -1,0 +1,237 @@
+//! The process table: who exists, in what state, and whom a system call woke.
+//!
+//! A process is an address space, a kernel stack (see [`super::scheduler`]),
+//! a kipc identity (its handle table lives in kipc) and a saved
+//! [`TrapFrame`]. Every entry into the kernel (system call, interrupt,
+//! exception) saves the interrupted user state as a `TrapFrame` at the top of
+//! the process's kernel stack.
+//!
+//! Blocking: a system call that must wait leaves its frame as it was and marks
+//! the process `BlockedIpc`. kipc later reports a [`Wakeup`], which
+//! [`Processes::wake`] applies to the parked frame (see [`super::resume`]) and
+//! the process becomes `Ready`.
+//!
+//! Everything behind the kernel lock, kipc included, is one [`System`].
+
+use core::sync::atomic::AtomicU64;
+
+use kipc::{ProcessId, Wakeup};
+use kipc_arch::interrupts::TrapFrame;
+use spin::Mutex;
+
+use super::resume;
+use crate::memory::address_space::AddressSpace;
+
+/// Process slots.
+pub const MAX_PROCESSES: usize = 16;
+
+/// This kernel's kipc configuration: 16 processes, 64 handles each, 16
+/// objects of each kind, 4 KiB messages (a page per mailbox or queue
+/// message, so file transfers move page-sized chunks), 16 KiB pipes.
+pub type KernelIpc = kipc::Ipc<MAX_PROCESSES, 64, 16, 4096, 16384>;
+/// Longest program name.
+pub const NAME_LENGTH: usize = 24;
+
+/// What a process is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for the CPU.
+    Ready,
+    /// On the CPU.
+    Running,
+    /// Parked in a kipc call until kipc reports a wakeup.
+    BlockedIpc,
+    /// Waiting for a child to exit.
+    WaitingForChild(ProcessId),
+    /// Sleeping until the tick count reaches this value.
+    Sleeping(u64),
+}
+
+/// One process.
+pub struct Process {
+    /// kipc identity (slot + generation).
+    pub id: ProcessId,
+    /// Program name.
+    pub name: heapless::String<NAME_LENGTH>,
+    /// Scheduling state.
+    pub state: State,
+    /// Page tables.
+    pub space: AddressSpace,
+    /// Saved user state (at the top of this process's kernel stack).
+    pub frame: *mut TrapFrame,
+    /// The parent, if any.
+    pub parent: Option<ProcessId>,
+}
+
+// SAFETY: `frame` points into the kernel stack of this process slot, which is
+// only touched under the SYSTEM lock with interrupts off.
+unsafe impl Send for Process {}
+
+/// An exited process whose parent has not collected its exit code yet.
+#[derive(Clone, Copy, Debug)]
+pub struct Zombie {
+    /// Who exited.
+    pub id: ProcessId,
+    /// Its parent.
+    pub parent: Option<ProcessId>,
+    /// Its exit code.
+    pub code: u32,
+}
+
+/// Counters for the demo and the tests.
+pub struct Counters {
+    /// System calls handled.
+    pub syscalls: AtomicU64,
+    /// Switches from one process to another.
+    pub context_switches: AtomicU64,
+    /// Processes killed by faults.
+    pub killed: AtomicU64,
+}
+
+/// Counters since boot.
+pub static COUNTERS: Counters = Counters {
+    syscalls: AtomicU64::new(0),
+    context_switches: AtomicU64::new(0),
+    killed: AtomicU64::new(0),
+};
+
+/// The process table and scheduler state.
+pub struct Processes {
+    /// Slots, indexed by `ProcessId::slot()`.
+    pub table: [Option<Process>; MAX_PROCESSES],
+    pub(super) ready: heapless::Deque<usize, MAX_PROCESSES>,
+    /// Whether each slot is in `ready` (so queueing needs no scan).
+    queued: [bool; MAX_PROCESSES],
+    /// Whom the current system call has woken, for the direct switch.
+    pub(super) woken: Woken,
+    /// The slot on the CPU, `None` while idle.
+    pub current: Option<usize>,
+    /// The last process that ran (to count real switches).
+    pub(super) last: Option<ProcessId>,
+    /// Exited processes waiting to be collected.
+    pub zombies: heapless::Vec<Zombie, 32>,
+    /// The scenario's first process; when it exits the scenario is judged.
+    pub root: Option<ProcessId>,
+}
+
+/// Whom the current system call has woken (see the direct switch in
+/// [`super::scheduler`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Woken {
+    /// Nobody yet.
+    Nobody,
+    /// Exactly this slot.
+    One(usize),
+    /// More than one process.
+    Several,
+}
+
+/// Everything behind the kernel lock: kipc and the processes.
+pub struct System {
+    /// The IPC core.
+    pub ipc: KernelIpc,
+    /// Processes and scheduling.
+    pub processes: Processes,
+}
+
+/// The kernel lock. Taken with interrupts off (system calls run with IF
+/// clear; interrupt handlers run with IF clear), so it never spins.
+pub static SYSTEM: Mutex<System> = Mutex::new(System {
+    ipc: KernelIpc::new(),
+    processes: Processes {
+        table: [const { None }; MAX_PROCESSES],
+        ready: heapless::Deque::new(),
+        queued: [false; MAX_PROCESSES],
+        woken: Woken::Nobody,
+        current: None,
+        last: None,
+        zombies: heapless::Vec::new(),
+        root: None,
+    },
+});
+
+impl Processes {
+    /// The process `id`, if it is alive.
+    pub fn get(&self, id: ProcessId) -> Option<&Process> {
+        self.table
+            .get(id.slot())?
+            .as_ref()
+            .filter(|process| process.id == id)
+    }
+
+    /// The process `id`, mutably, if it is alive.
+    pub fn get_mut(&mut self, id: ProcessId) -> Option<&mut Process> {
+        self.table
+            .get_mut(id.slot())?
+            .as_mut()
+            .filter(|process| process.id == id)
+    }
+
+    /// The running process.
+    pub fn current(&self) -> Option<&Process> {
+        self.table[self.current?].as_ref()
+    }
+
+    /// The running process's id.
+    pub fn current_id(&self) -> Option<ProcessId> {
+        self.current().map(|process| process.id)
+    }
+
+    /// Number of live processes.
+    pub fn live(&self) -> usize {
+        self.table.iter().filter(|slot| slot.is_some()).count()
+    }
+
+    /// Puts `slot` at the back of the ready queue.
+    pub fn make_ready(&mut self, slot: usize) {
+        if let Some(process) = self.table[slot].as_mut() {
+            process.state = State::Ready;
+            self.enqueue(slot);
+        }
+    }
+
+    /// Puts `slot` at the back of the ready queue unless it is already queued.
+    #[inline(always)]
+    fn enqueue(&mut self, slot: usize) {
+        if !self.queued[slot] {
+            // Each slot is queued at most once and the capacity equals the
+            // slot count, so this cannot fail.
+            let _ = self.ready.push_back(slot);
+            self.queued[slot] = true;
+        }
+    }
+
+    /// Takes the front of the ready queue.
+    pub(super) fn pop_ready(&mut self) -> Option<usize> {
+        let slot = self.ready.pop_front()?;
+        self.queued[slot] = false;
+        Some(slot)
+    }
+
+    /// Starts counting the processes a system call wakes (for the direct switch).
+    pub fn begin_call(&mut self) {
+        self.woken = Woken::Nobody;
+    }
+
+    /// Resumes a process parked in kipc as `wakeup` says.
+    #[inline(always)]
+    pub fn wake(&mut self, id: ProcessId, wakeup: Wakeup) {
+        let Some(process) = self.get_mut(id) else {
+            return;
+        };
+        if process.state != State::BlockedIpc {
+            return;
+        }
+        // SAFETY: a blocked process's frame sits untouched at the top of its
+        // kernel stack until it runs again, and we hold the kernel lock.
+        let frame = unsafe { &mut *process.frame };
+        resume::complete_wakeup(&process.space, frame, &wakeup);
+        process.state = State::Ready;
+        let slot = id.slot();
+        self.enqueue(slot);
+        self.woken = match self.woken {
+            Woken::Nobody => Woken::One(slot),
+            _ => Woken::Several,
+        };
+    }
+}

@@ -1,0 +1,70 @@
+//! The system-call dispatcher: the kernel's
+//! [`Handlers::system_call`](kipc_arch::interrupts::Handlers::system_call).
+//!
+//! The entry stub (in `kipc_arch::syscall`) saved the caller's registers as a
+//! [`TrapFrame`] on its kernel stack. Arguments arrive in `rdi rsi rdx r10 r8
+//! r9`, the number in `rax`; the result goes back in `rax` (see
+//! `kipc_abi::encode`), a second one in `rdx`. Every pointer is checked by
+//! walking the caller's page tables before a byte is copied; no user address
+//! is ever dereferenced by the kernel.
+
+use core::sync::atomic::Ordering;
+
+use kipc::ProcessId;
+use kipc_abi::number;
+use kipc_arch::interrupts::TrapFrame;
+use kipc_arch::verdict::fail;
+
+use super::common::{Flow, apply};
+use super::{file_calls, ipc_calls, process_calls};
+use crate::processes::scheduler;
+use crate::processes::table::{COUNTERS, SYSTEM, System};
+
+/// Handles one system call; returns the frame to resume.
+pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
+    COUNTERS.syscalls.fetch_add(1, Ordering::Relaxed);
+    let mut guard = SYSTEM.lock();
+    let system = &mut *guard;
+    scheduler::save_current(&mut system.processes, frame);
+    system.processes.begin_call();
+    let Some(caller) = system.processes.current_id() else {
+        fail(format_args!("system call with no current process"));
+    };
+    // SAFETY: the frame the entry stub just pushed on the caller's stack.
+    let registers = unsafe { &*frame };
+    let number = registers.rax;
+    let arguments = [
+        registers.rdi,
+        registers.rsi,
+        registers.rdx,
+        registers.r10,
+        registers.r8,
+        registers.r9,
+    ];
+    let flow = handle(system, caller, number, arguments);
+    match flow {
+        Flow::Return(..) => {
+            // SAFETY: as above; the caller resumes with these results.
+            apply(unsafe { &mut *frame }, flow);
+            frame
+        }
+        Flow::Switch => scheduler::switch_after_call(&mut system.processes, frame),
+    }
+}
+
+/// Routes a call by number: the mailbox round trip first (the hot path),
+/// then process calls (0..16), file calls, and everything else to kipc.
+fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 6]) -> Flow {
+    match number {
+        number::MAILBOX_CALL | number::MAILBOX_REPLY_RECEIVE => {
+            ipc_calls::mailbox_fast_path(system, caller, number, arguments)
+        }
+        number::EXIT..=number::RESOURCE_USAGE => {
+            process_calls::handle(system, caller, number, arguments)
+        }
+        number::FILE_OPEN..=number::FILE_APPEND_PAGES => {
+            file_calls::handle(system, caller, number, arguments)
+        }
+        _ => ipc_calls::handle(system, caller, number, arguments),
+    }
+}

@@ -1,0 +1,12 @@
+//! Layer 4, system calls: the dispatcher and one file per family of calls.
+//!
+//! Files, from the bottom: [`common`] (the [`common::Flow`] a handler
+//! returns, checked argument copies), [`process_calls`], [`ipc_calls`],
+//! [`file_calls`], and [`entry`] (the dispatcher, installed by `main.rs` as
+//! the system-call handler).
+
+pub mod common;
+pub mod entry;
+pub mod file_calls;
+pub mod ipc_calls;
+pub mod process_calls;
