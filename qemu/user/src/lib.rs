@@ -15,6 +15,7 @@ pub use kipc_abi::{KernelStats, number};
 
 pub mod file;
 pub mod ipc;
+pub mod shared;
 
 /// A system call failed; the number is a `kipc::ErrorCode`.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 
 use kipc::Rights;
 use kipc_user::ipc::{self, Deadline, Handle};
+use kipc_user::shared::{Access, Shared};
 use kipc_user::{check, println, spawn, wait};
 
 kipc_user::entry!(main);
@@ -88,14 +89,13 @@ fn queue_stop() {
 fn region_stop() {
     let region = ipc::region_create(1).expect("region");
     let lock = ipc::semaphore_create(1).expect("semaphore");
-    let counter = ipc::region_map(region, None, true).expect("map") as *mut u64;
+    let shared = Shared::map(region, Access::ReadWrite).expect("map");
     let peer = start_peer("region", &[region, lock]);
-    add_under_lock(counter, lock, 1000);
+    add_under_lock(&shared, lock, 1000);
     check!(wait(peer) == Ok(0), "region peer");
-    // SAFETY: our mapping of the region, nobody else left to write it.
-    let total = unsafe { counter.read_volatile() };
+    let total = shared.word(0);
     check!(total == 2000, "shared counter is {total}, not 2000");
-    ipc::region_unmap(counter as u64).expect("unmap");
+    shared.unmap().expect("unmap");
     ipc::close(region).expect("close region");
     ipc::close(lock).expect("close semaphore");
     println!(
@@ -103,12 +103,12 @@ fn region_stop() {
     );
 }
 
-fn add_under_lock(counter: *mut u64, lock: Handle, times: u32) {
+/// Adds 1 to word 0 of `shared` `times` times, each read-modify-write
+/// under the semaphore `lock` (the other process does the same).
+fn add_under_lock(shared: &Shared, lock: Handle, times: u32) {
     for _ in 0..times {
         ipc::semaphore_wait(lock, Deadline::Forever).expect("lock");
-        // SAFETY: a word of a shared page mapped read-write in both
-        // processes; the semaphore makes the read-modify-write exclusive.
-        unsafe { counter.write_volatile(counter.read_volatile() + 1) };
+        shared.set_word(0, shared.word(0) + 1);
         ipc::semaphore_post(lock).expect("unlock");
     }
 }
@@ -158,8 +158,9 @@ fn peer(role: &str, handles: &'static [u32]) -> u32 {
             }
         }
         "region" => {
-            let counter = ipc::region_map(handle(0), None, true).expect("map") as *mut u64;
-            add_under_lock(counter, handle(1), 1000);
+            let shared = Shared::map(handle(0), Access::ReadWrite).expect("map");
+            add_under_lock(&shared, handle(1), 1000);
+            shared.unmap().expect("unmap");
         }
         "notification" => {
             ipc::notification_signal(handle(0), 0b001).expect("signal");

@@ -7,6 +7,7 @@
 
 use kipc::{ErrorCode, Rights};
 use kipc_user::ipc::{self, Deadline, Handle};
+use kipc_user::shared::{Access, Shared};
 use kipc_user::{Line, ProcessId, check, println, spawn, wait};
 
 kipc_user::entry!(main);
@@ -1050,16 +1051,11 @@ fn loan_pattern(index: usize) -> u8 {
     ((index as u32).wrapping_mul(2_246_822_519) >> 24) as u8
 }
 
-/// Word `index` of the page at `address`.
-fn word(address: u64, index: usize) -> *mut u64 {
-    (address as *mut u64).wrapping_add(index)
-}
-
 /// One region in two processes, semaphores keeping order; a read-only
 /// mapping that cannot be written; pages lent to another process.
 fn shm() -> u32 {
     let region = ipc::region_create(1).expect("region");
-    let address = ipc::region_map(region, None, true).expect("map");
+    let shared = Shared::map(region, Access::ReadWrite).expect("map");
     let my_turn = ipc::semaphore_create(1).expect("semaphore");
     let peer_turn = ipc::semaphore_create(0).expect("semaphore");
     let mutex = ipc::semaphore_create(1).expect("semaphore");
@@ -1074,16 +1070,14 @@ fn shm() -> u32 {
             ipc::semaphore_wait(my_turn, Deadline::Forever).is_ok(),
             "wait for my turn"
         );
-        // SAFETY: word 0 of the mapped page; the turn semaphores make this
-        // process the only writer right now.
-        let value = unsafe { word(address, 0).read_volatile() };
+        // The turn semaphores make this process the only writer right now.
+        let value = shared.word(0);
         check!(
             value == 2 * round,
             "round {round}: saw {value}, expected {}",
             2 * round
         );
-        // SAFETY: as above.
-        unsafe { word(address, 0).write_volatile(value + 1) };
+        shared.set_word(0, value + 1);
         check!(ipc::semaphore_post(peer_turn).is_ok(), "pass the turn");
     }
     for _ in 0..SHM_ROUNDS {
@@ -1091,21 +1085,14 @@ fn shm() -> u32 {
             ipc::semaphore_wait(mutex, Deadline::Forever).is_ok(),
             "take the mutex"
         );
-        // SAFETY: word 1 of the mapped page, guarded by the mutex.
-        let value = unsafe { word(address, 1).read_volatile() };
+        // Word 1 is guarded by the mutex.
+        let value = shared.word(1);
         kipc_user::yield_now();
-        // SAFETY: as above.
-        unsafe { word(address, 1).write_volatile(value + 1) };
+        shared.set_word(1, value + 1);
         check!(ipc::semaphore_post(mutex).is_ok(), "release the mutex");
     }
     expect_exit(peer, 0, "shm-peer turns");
-    // SAFETY: words 0 and 1 of the mapped page; the peer has exited.
-    let (turns, guarded) = unsafe {
-        (
-            word(address, 0).read_volatile(),
-            word(address, 1).read_volatile(),
-        )
-    };
+    let (turns, guarded) = (shared.word(0), shared.word(1));
     check!(
         turns == 2 * SHM_ROUNDS && guarded == 2 * SHM_ROUNDS,
         "counters {turns} and {guarded}, expected {}",
@@ -1121,11 +1108,9 @@ fn shm() -> u32 {
     let viewer = launch("shm-peer", argument.as_str(), &[read_only]);
     close(read_only);
     expect_exit(viewer, kipc_abi::EXIT_KILLED, "shm-peer read-only");
-    // SAFETY: word 0 of the page still mapped read-write here.
-    let value = unsafe { word(address, 0).read_volatile() };
+    let value = shared.word(0);
     check!(value == turns, "the region changed to {value}");
-    // SAFETY: as above.
-    unsafe { word(address, 0).write_volatile(value + 1) };
+    shared.set_word(0, value + 1);
     check!(
         ipc::region_pages(region) == Ok(1),
         "the region did not survive"
@@ -1133,7 +1118,7 @@ fn shm() -> u32 {
     println!(
         "init: shm: the read-only viewer was killed by its write; the region survives with {value}"
     );
-    check!(ipc::region_unmap(address).is_ok(), "unmap");
+    check!(shared.unmap().is_ok(), "unmap");
     for handle in [region, my_turn, peer_turn, mutex] {
         close(handle);
     }

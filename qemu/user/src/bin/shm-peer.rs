@@ -16,6 +16,7 @@
 
 use kipc::ErrorCode;
 use kipc_user::ipc::{self, Deadline, Handle};
+use kipc_user::shared::{Access, Shared};
 use kipc_user::{check, println};
 
 kipc_user::entry!(main);
@@ -45,28 +46,21 @@ fn main(start: kipc_user::Start) -> u32 {
     }
 }
 
-/// Word `index` of the page at `address`.
-fn word(address: u64, index: usize) -> *mut u64 {
-    (address as *mut u64).wrapping_add(index)
-}
-
 fn turns(region: Handle, mine: Handle, theirs: Handle, mutex: Handle, rounds: u64) -> u32 {
-    let address = ipc::region_map(region, None, true).expect("map the shared region");
+    let shared = Shared::map(region, Access::ReadWrite).expect("map the shared region");
     for round in 0..rounds {
         check!(
             ipc::semaphore_wait(mine, Deadline::Forever).is_ok(),
             "wait for my turn"
         );
-        // SAFETY: word 0 of the mapped page; the turn semaphores make this
-        // process the only writer right now.
-        let value = unsafe { word(address, 0).read_volatile() };
+        // The turn semaphores make this process the only writer right now.
+        let value = shared.word(0);
         check!(
             value == 2 * round + 1,
             "round {round}: saw {value}, expected {} (turns were not kept)",
             2 * round + 1
         );
-        // SAFETY: as above.
-        unsafe { word(address, 0).write_volatile(value + 1) };
+        shared.set_word(0, value + 1);
         check!(ipc::semaphore_post(theirs).is_ok(), "pass the turn");
     }
     for _ in 0..rounds {
@@ -74,14 +68,13 @@ fn turns(region: Handle, mine: Handle, theirs: Handle, mutex: Handle, rounds: u6
             ipc::semaphore_wait(mutex, Deadline::Forever).is_ok(),
             "take the mutex"
         );
-        // SAFETY: word 1 of the mapped page, guarded by the mutex.
-        let value = unsafe { word(address, 1).read_volatile() };
+        // Word 1 is guarded by the mutex.
+        let value = shared.word(1);
         kipc_user::yield_now();
-        // SAFETY: as above.
-        unsafe { word(address, 1).write_volatile(value + 1) };
+        shared.set_word(1, value + 1);
         check!(ipc::semaphore_post(mutex).is_ok(), "release the mutex");
     }
-    check!(ipc::region_unmap(address).is_ok(), "unmap");
+    check!(shared.unmap().is_ok(), "unmap");
     0
 }
 
@@ -91,14 +84,14 @@ fn read_only(region: Handle, expected: u64) -> u32 {
         result.err() == Some(ErrorCode::PermissionDenied.into()),
         "mapping a handle without WRITE read-write gave {result:?}"
     );
-    let address = ipc::region_map(region, None, false).expect("map read-only");
-    // SAFETY: word 0 of a page mapped (read-only) at `address`.
-    let value = unsafe { word(address, 0).read_volatile() };
+    let shared = Shared::map(region, Access::ReadOnly).expect("map read-only");
+    let address = shared.address();
+    let value = shared.word(0);
     check!(value == expected, "read-only mapping sees {value}");
     println!("shm-peer: read-only mapping at {address:#x} sees {value}; now writing to it");
-    // SAFETY: not sound on purpose: the page is read-only, so this write
-    // faults and the kernel kills this process.
-    unsafe { word(address, 0).write_volatile(0xbad) };
+    // SAFETY: not sound on purpose (the typed view would refuse): the page is
+    // read-only, so this raw write faults and the kernel kills this process.
+    unsafe { (address as *mut u64).write_volatile(0xbad) };
     println!("shm-peer: wrote through a read-only mapping!");
     0
 }

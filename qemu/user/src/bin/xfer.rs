@@ -25,6 +25,7 @@
 
 use kipc_user::file::{self, File};
 use kipc_user::ipc::{self, Deadline, Handle};
+use kipc_user::shared::{Access, Shared};
 use kipc_user::{check, println};
 
 kipc_user::entry!(main);
@@ -300,9 +301,9 @@ fn call_client(context: &Context) -> u32 {
 fn region_server(context: &Context) -> u32 {
     let input = open_input();
     let (region, filled, free) = (context.extra(0), context.extra(1), context.extra(2));
-    let base = ipc::region_map(region, None, true).expect("map region read-write");
+    let shared = Shared::map(region, Access::ReadWrite).expect("map region read-write");
+    let base = shared.address();
     context.start();
-    let lengths = base as *mut u64;
     let mut slot = 0usize;
     loop {
         ipc::semaphore_wait(free, Deadline::Forever).expect("wait free slot");
@@ -311,8 +312,8 @@ fn region_server(context: &Context) -> u32 {
         // we post `filled` (the client only reads it after that).
         let slot_bytes = unsafe { core::slice::from_raw_parts_mut(address as *mut u8, CHUNK) };
         let length = next_chunk(input, slot_bytes);
-        // SAFETY: the first page of the mapping holds one length per slot.
-        unsafe { lengths.add(slot).write_volatile(length as u64) };
+        // The first page of the mapping holds one length per slot.
+        shared.set_word(slot, length as u64);
         ipc::semaphore_post(filled).expect("post filled");
         if length == 0 {
             break;
@@ -326,14 +327,14 @@ fn region_server(context: &Context) -> u32 {
 fn region_client(context: &Context) -> u32 {
     let output = create_output();
     let (region, filled, free) = (context.extra(0), context.extra(1), context.extra(2));
-    let base = ipc::region_map(region, None, false).expect("map region read-only");
+    let shared = Shared::map(region, Access::ReadOnly).expect("map region read-only");
+    let base = shared.address();
     context.start();
-    let lengths = base as *const u64;
     let mut slot = 0usize;
     loop {
         ipc::semaphore_wait(filled, Deadline::Forever).expect("wait filled slot");
-        // SAFETY: the server wrote this slot's length before posting `filled`.
-        let length = unsafe { lengths.add(slot).read_volatile() } as usize;
+        // The server wrote this slot's length before posting `filled`.
+        let length = shared.word(slot) as usize;
         if length == 0 {
             break;
         }
