@@ -4,7 +4,8 @@
 //! shared regions and page loans, semaphores and notifications, per-process handle tables
 //! with rights — and a ledger that counts every byte each mechanism copies. It is `no_std`,
 //! needs no allocator (every table is bounded, sized by const generics), contains no
-//! `unsafe`, and talks to the kernel that embeds it only through a few traits.
+//! `unsafe` (except the two calls of the optional `x86_64_adapter` module that the `x86_64`
+//! crate marks unsafe), and talks to the kernel that embeds it only through a few traits.
 //!
 //! # Where things are
 //!
@@ -13,7 +14,9 @@
 //! [`semaphore`], [`notification`]. Around them: [`handle`] and [`rights`] (capabilities),
 //! [`umem`] (validated user buffers), [`host`] (the traits the kernel implements),
 //! [`wait`] (the blocking model), [`accounting`] (the ledger), [`error`] (errors and ABI
-//! codes), [`object`] (object tables) and [`kernel`] (the façade, [`Ipc`]).
+//! codes), [`object`] (object tables) and [`kernel`] (the façade, [`Ipc`]). With the
+//! `x86_64` cargo feature, `x86_64_adapter` implements the memory traits over the
+//! `x86_64` crate's page tables.
 //!
 //! # The host-kernel contract
 //!
@@ -188,6 +191,8 @@ pub mod semaphore;
 pub mod shm;
 pub mod umem;
 pub mod wait;
+#[cfg(any(feature = "x86_64", test))]
+pub mod x86_64_adapter;
 
 #[cfg(test)]
 mod testing;
