@@ -262,6 +262,12 @@ pub trait Clock {
     fn now(&self) -> u64;
 }
 
+impl<T: Clock + ?Sized> Clock for &mut T {
+    fn now(&self) -> u64 {
+        (**self).now()
+    }
+}
+
 /// Everything kipc needs from its host, in one bound. Implemented automatically.
 pub trait Host: UserMemory + AddressSpace + FrameAllocator + Clock + Wake {}
 

@@ -72,6 +72,20 @@ impl<T> Outcome<T> {
             Outcome::Blocked => None,
         }
     }
+
+    /// Applies `f` to a completed call's value; a blocked outcome stays blocked.
+    ///
+    /// ```
+    /// use kipc::Outcome;
+    /// assert_eq!(Outcome::Done(5usize).map(|n| n as u64 * 2), Outcome::Done(10u64));
+    /// assert_eq!(Outcome::<usize>::Blocked.map(|n| n + 1), Outcome::Blocked);
+    /// ```
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
+        match self {
+            Outcome::Done(value) => Outcome::Done(f(value)),
+            Outcome::Blocked => Outcome::Blocked,
+        }
+    }
 }
 
 /// A message delivered to a process by a mailbox receive or a call's reply.
@@ -115,6 +129,12 @@ pub enum Wakeup {
 pub trait Wake {
     /// Make `process` runnable again, resuming it as `wakeup` says.
     fn wake(&mut self, process: ProcessId, wakeup: Wakeup);
+}
+
+impl<T: Wake + ?Sized> Wake for &mut T {
+    fn wake(&mut self, process: ProcessId, wakeup: Wakeup) {
+        (**self).wake(process, wakeup)
+    }
 }
 
 /// Which way a FIFO is being opened.

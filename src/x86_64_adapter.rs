@@ -92,6 +92,42 @@ pub unsafe trait PageTables {
     fn flush(&mut self, process: ProcessId, address: u64, pages: usize);
 }
 
+// SAFETY: forwards to `T`, which upholds the contract.
+unsafe impl<T: PageTables + ?Sized> PageTables for &mut T {
+    type Frames = T::Frames;
+
+    fn page_table(
+        &mut self,
+        process: ProcessId,
+    ) -> Option<(&mut OffsetPageTable<'static>, &mut Self::Frames)> {
+        (**self).page_table(process)
+    }
+
+    fn page_table_ref(&self, process: ProcessId) -> Option<&OffsetPageTable<'static>> {
+        (**self).page_table_ref(process)
+    }
+
+    fn frames(&mut self) -> &mut Self::Frames {
+        (**self).frames()
+    }
+
+    fn frame_bytes(&mut self, frame: PhysFrame) -> &mut [u8; PAGE_SIZE] {
+        (**self).frame_bytes(frame)
+    }
+
+    fn user_limit(&self) -> UserLimit {
+        (**self).user_limit()
+    }
+
+    fn mapping_window(&self) -> (u64, u64) {
+        (**self).mapping_window()
+    }
+
+    fn flush(&mut self, process: ProcessId, address: u64, pages: usize) {
+        (**self).flush(process, address, pages)
+    }
+}
+
 /// Wraps a kernel implementing [`PageTables`] (and [`Clock`] and [`Wake`]) into a full
 /// kipc [`crate::Host`].
 pub struct X86_64Host<T>(pub T);

@@ -299,14 +299,70 @@ pub struct Artifacts {
     pub profile: Profile,
 }
 
-/// Builds the user programs and the kernel, and packs the boot archive.
+/// Which kernel to build and boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Kernel {
+    /// The demo kernel (`qemu/kernel`): every mechanism, the scenarios, the benchmarks.
+    #[default]
+    Demo,
+    /// The minimal kernel (`qemu/minimal-kernel`): kipc embedded through the `x86_64`
+    /// adapter in under 200 lines of glue; one scenario, `talk`.
+    Minimal,
+}
+
+impl Kernel {
+    /// The name `--kernel` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Demo => "demo",
+            Kernel::Minimal => "minimal",
+        }
+    }
+
+    /// The kernel named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Kernel> {
+        [Kernel::Demo, Kernel::Minimal]
+            .into_iter()
+            .find(|kernel| kernel.name() == name)
+    }
+
+    fn crate_directory(self) -> &'static str {
+        match self {
+            Kernel::Demo => "qemu/kernel",
+            Kernel::Minimal => "qemu/minimal-kernel",
+        }
+    }
+
+    fn binary(self) -> &'static str {
+        match self {
+            Kernel::Demo => "kipc-kernel",
+            Kernel::Minimal => "kipc-minimal-kernel",
+        }
+    }
+}
+
+/// Builds the user programs and the demo kernel, and packs the boot archive.
 pub fn build(profile: Profile, output: BuildOutput) -> Result<Artifacts, Error> {
+    build_kernel(Kernel::Demo, profile, output)
+}
+
+/// Builds the user programs and `kernel`, and packs the boot archive.
+pub fn build_kernel(
+    kernel: Kernel,
+    profile: Profile,
+    output: BuildOutput,
+) -> Result<Artifacts, Error> {
     prepare_machine()?;
     let root = repository_root();
     let user_target = root.join("target/user");
     let kernel_target = root.join("target/kernel");
     cargo_build(&root.join("qemu/user"), &user_target, profile, output)?;
-    cargo_build(&root.join("qemu/kernel"), &kernel_target, profile, output)?;
+    cargo_build(
+        &root.join(kernel.crate_directory()),
+        &kernel_target,
+        profile,
+        output,
+    )?;
     let binaries = user_target.join(TARGET).join(profile.directory());
     let mut programs = Vec::new();
     for name in user_programs() {
@@ -329,7 +385,7 @@ pub fn build(profile: Profile, output: BuildOutput) -> Result<Artifacts, Error> 
         kernel: kernel_target
             .join(TARGET)
             .join(profile.directory())
-            .join("kipc-kernel"),
+            .join(kernel.binary()),
         initrd,
         profile,
     })

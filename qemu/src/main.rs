@@ -10,6 +10,7 @@ Build the kipc demo kernel and boot it under QEMU.
 
 Usage: cargo run -- [OPTIONS] [SCENARIO]
        cargo run -- bench [OPTIONS]
+       cargo run -- --kernel minimal [talk]
 
 SCENARIO is what the kernel runs after boot (default: demo, the tour and the
 file-transfer experiment). Kernel scenarios: demo boot timer memory modules
@@ -19,7 +20,12 @@ of that name (pipe, fifo, mqueue, mailbox, shm, ...).
 `bench` builds in release mode, runs the benchmarks under -icount and writes
 target/bench/results.json and target/bench/throughput.svg.
 
+`--kernel minimal` boots the second kernel instead: it embeds kipc through the
+x86_64 adapter in under 200 lines of glue and runs one scenario, `talk` (two
+programs talk through a pipe, a mailbox call and a shared region).
+
 Options:
+  --kernel NAME      demo (default) or minimal
   --release          build kernel and user programs with the release profile
   --timeout SECS     kill QEMU after SECS seconds (default 60; 0 = never)
   --append WORDS     more kernel command-line words, e.g. --append \"size_kib=4096\"
@@ -41,6 +47,8 @@ fn main() -> ExitCode {
     let mut profile = Profile::Debug;
     let mut bench = false;
     let mut print_command = false;
+    let mut kernel = kipc_qemu::Kernel::Demo;
+    let mut scenario_given = false;
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         let mut value = |name: &str| {
@@ -70,6 +78,13 @@ fn main() -> ExitCode {
             "--append" => options
                 .append
                 .extend(value("--append").split_whitespace().map(String::from)),
+            "--kernel" => {
+                let name = value("--kernel");
+                kernel = kipc_qemu::Kernel::from_name(&name).unwrap_or_else(|| {
+                    eprintln!("kipc-qemu: no kernel named {name:?}: demo or minimal");
+                    std::process::exit(2)
+                })
+            }
             "--memory" => {
                 options.memory_mib = value("--memory").parse().unwrap_or_else(|_| {
                     eprintln!("kipc-qemu: --memory takes a size in MiB");
@@ -81,7 +96,25 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             "bench" => bench = true,
-            scenario => options.scenario = scenario.to_string(),
+            scenario => {
+                options.scenario = scenario.to_string();
+                scenario_given = true;
+            }
+        }
+    }
+    if kernel == kipc_qemu::Kernel::Minimal {
+        if bench {
+            eprintln!("kipc-qemu: the benchmarks run on the demo kernel only");
+            return ExitCode::from(2);
+        }
+        if !scenario_given {
+            options.scenario = "talk".into();
+        } else if options.scenario != "talk" {
+            eprintln!(
+                "kipc-qemu: the minimal kernel runs one scenario, talk (not {:?})",
+                options.scenario
+            );
+            return ExitCode::from(2);
         }
     }
     if bench {
@@ -91,7 +124,7 @@ fn main() -> ExitCode {
         options.timeout = None;
     }
 
-    let artifacts = match kipc_qemu::build(profile, BuildOutput::Show) {
+    let artifacts = match kipc_qemu::build_kernel(kernel, profile, BuildOutput::Show) {
         Ok(artifacts) => artifacts,
         Err(error) => {
             eprintln!("kipc-qemu: {error}");
