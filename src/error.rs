@@ -67,6 +67,13 @@ pub enum Error {
     OutOfMappings,
     /// The process table is full.
     OutOfProcesses,
+    /// The calling process has used up one of its [quotas](crate::Quotas): it holds as
+    /// many of these as the configuration allows, while the table may still have room
+    /// for other processes. Release some and retry.
+    QuotaExceeded {
+        /// Which quota.
+        quota: crate::Quota,
+    },
 
     // ----- faults -----
     /// A user buffer is not valid user memory (wraps, leaves the user half, or faulted).
@@ -120,7 +127,8 @@ impl Error {
             | Error::OutOfObjects
             | Error::OutOfFrames
             | Error::OutOfMappings
-            | Error::OutOfProcesses => ErrorClass::Exhausted,
+            | Error::OutOfProcesses
+            | Error::QuotaExceeded { .. } => ErrorClass::Exhausted,
             Error::BadAddress
             | Error::BadHandle
             | Error::StaleHandle
@@ -168,6 +176,7 @@ impl Error {
             Error::OutOfFrames => ErrorCode::OutOfFrames,
             Error::OutOfMappings => ErrorCode::OutOfMappings,
             Error::OutOfProcesses => ErrorCode::OutOfProcesses,
+            Error::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
             Error::BadAddress => ErrorCode::BadAddress,
             Error::BadHandle => ErrorCode::BadHandle,
             Error::StaleHandle => ErrorCode::StaleHandle,
@@ -234,6 +243,16 @@ impl fmt::Display for Error {
                 "the kernel mapping table is full: unmap regions you no longer use",
             ),
             Error::OutOfProcesses => f.write_str("the process table is full: wait for a process to exit"),
+            Error::QuotaExceeded { quota } => write!(
+                f,
+                "this process has used up its quota of {}: release some before asking for more",
+                match quota {
+                    crate::Quota::Objects => "objects of this kind",
+                    crate::Quota::Mappings => "region mappings",
+                    crate::Quota::RegionFrames => "frames held by its regions",
+                    crate::Quota::HandlesInFlight => "handles in flight",
+                }
+            ),
             Error::BadAddress => f.write_str(
                 "a user buffer is not valid user memory (wraps, leaves user space, or is unmapped): \
                  fix the pointer or length",
@@ -308,6 +327,8 @@ pub enum ErrorCode {
     OutOfMappings = 35,
     /// See [`Error::OutOfProcesses`]: the process table is full.
     OutOfProcesses = 36,
+    /// See [`Error::QuotaExceeded`]: the process used up one of its quotas.
+    QuotaExceeded = 37,
     /// See [`Error::BadAddress`]: invalid user memory.
     BadAddress = 64,
     /// See [`Error::BadHandle`]: not a handle of this process.
@@ -343,7 +364,7 @@ impl ErrorCode {
     /// The code with number `value`, if there is one (user space decoding a result).
     pub const fn from_u32(value: u32) -> Option<ErrorCode> {
         use ErrorCode::*;
-        const ALL: [ErrorCode; 27] = [
+        const ALL: [ErrorCode; 28] = [
             Success,
             WouldBlock,
             Full,
@@ -362,6 +383,7 @@ impl ErrorCode {
             OutOfFrames,
             OutOfMappings,
             OutOfProcesses,
+            QuotaExceeded,
             BadAddress,
             BadHandle,
             StaleHandle,
@@ -395,7 +417,7 @@ impl ErrorCode {
 mod tests {
     use super::*;
 
-    const ALL: [Error; 26] = [
+    const ALL: [Error; 27] = [
         Error::WouldBlock,
         Error::Full,
         Error::PeerClosed,
@@ -413,6 +435,9 @@ mod tests {
         Error::OutOfFrames,
         Error::OutOfMappings,
         Error::OutOfProcesses,
+        Error::QuotaExceeded {
+            quota: crate::Quota::Mappings,
+        },
         Error::BadAddress,
         Error::BadHandle,
         Error::StaleHandle,

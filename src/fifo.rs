@@ -47,7 +47,24 @@ impl<
     const OBJECTS: usize,
     const PAYLOAD: usize,
     const PIPE_CAPACITY: usize,
-> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+    const MAILBOX_DEPTH: usize,
+    const QUEUE_DEPTH: usize,
+    const REGION_PAGES: usize,
+    const MAPPINGS: usize,
+    L: crate::config::Limits,
+>
+    Ipc<
+        PROCESSES,
+        HANDLES,
+        OBJECTS,
+        PAYLOAD,
+        PIPE_CAPACITY,
+        MAILBOX_DEPTH,
+        QUEUE_DEPTH,
+        REGION_PAGES,
+        MAPPINGS,
+        L,
+    >
 {
     /// Registers FIFO `name`. Fails with [`Error::AlreadyExists`], [`Error::NameTooLong`],
     /// or [`Error::Full`] when the registry is full.
@@ -57,7 +74,14 @@ impl<
         if self.fifo_find(&name).is_some() {
             return Err(Error::AlreadyExists);
         }
-        let (_, fifo) = self.fifos.allocate().map_err(|_| Error::Full)?;
+        // A full registry is `Full` (as POSIX names it); a process at its quota is told so.
+        let (_, fifo) = self
+            .fifos
+            .allocate(caller, L::QUOTAS.objects_per_kind)
+            .map_err(|error| match error {
+                Error::OutOfObjects => Error::Full,
+                other => other,
+            })?;
         fifo.name = name;
         fifo.pipe = None;
         Ok(())
@@ -135,7 +159,7 @@ impl<
         let pipe = match pipe {
             Some(pipe) => pipe,
             None => {
-                let (pipe, state) = self.pipes.allocate()?;
+                let (pipe, state) = self.pipes.allocate(caller, L::QUOTAS.objects_per_kind)?;
                 state.reset(Mechanism::Fifo);
                 if let Some(fifo) = self.fifos.get_mut(key) {
                     fifo.pipe = Some(pipe);

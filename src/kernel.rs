@@ -17,6 +17,7 @@
 //! `static IPC: spin::Mutex<DefaultIpc>` without ever passing through the stack.
 
 use crate::accounting::{Direction, Ledger, Mechanism};
+use crate::config::Limits;
 use crate::error::Error;
 use crate::fifo::Fifo;
 use crate::handle::{Handle, HandleTable};
@@ -31,7 +32,7 @@ use crate::semaphore::Semaphore;
 use crate::shm::{Mapping, Region};
 use crate::umem::UserSlice;
 use crate::wait::{Blocking, Outcome, WaitOn, WaitRecord, Wake, Wakeup};
-use crate::{MAX_MAPPINGS, MAX_MESSAGE_HANDLES};
+use crate::{DefaultLimits, MAX_MESSAGE_HANDLES};
 
 /// One process's kernel-side IPC state.
 pub(crate) struct Process<const HANDLES: usize> {
@@ -39,38 +40,65 @@ pub(crate) struct Process<const HANDLES: usize> {
     pub(crate) live: bool,
     pub(crate) handles: HandleTable<Capability, HANDLES>,
     pub(crate) wait: Option<WaitRecord>,
+    /// Handles it has in flight, against its quota (objects, mappings, region frames and
+    /// buffered messages are counted from the tables themselves).
+    pub(crate) held: Held,
+}
+
+/// A process's use of the quotas kept as counters (see [`crate::Quotas`]): the handles
+/// it sent that still wait in mailboxes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub(crate) handles_in_flight: usize,
+}
+
+impl Held {
+    pub(crate) const NONE: Held = Held {
+        handles_in_flight: 0,
+    };
 }
 
 /// The IPC core: object tables, per-process handle tables, waiters and the copy ledger.
 ///
-/// Capacities are const generics:
+/// Every capacity is a const generic and every other limit comes from `L`; see
+/// [`crate::config`] for what each sizes, the defaults, and the footprint.
 ///
 /// * `PROCESSES` — process slots;
 /// * `HANDLES` — handle slots per process;
 /// * `OBJECTS` — slots per object kind (mailboxes, pipes, FIFO names, message queues,
 ///   regions, semaphores, notifications each get this many);
 /// * `PAYLOAD` — the largest mailbox message and the largest message-queue message;
-/// * `PIPE_CAPACITY` — bytes buffered per pipe (a power of two).
+/// * `PIPE_CAPACITY` — bytes buffered per pipe (a power of two);
+/// * `MAILBOX_DEPTH` — messages a mailbox buffers (default [`crate::MAILBOX_DEPTH`]);
+/// * `QUEUE_DEPTH` — the most messages a queue can hold (default
+///   [`crate::MESSAGE_QUEUE_DEPTH`]);
+/// * `REGION_PAGES` — the largest region or loan (default [`crate::REGION_PAGES_MAX`]);
+/// * `MAPPINGS` — region mappings in all address spaces (default
+///   [`crate::MAX_MAPPINGS`]);
+/// * `L` — pipe atomicity and per-process quotas ([`DefaultLimits`]).
 ///
-/// Fixed limits shared by every configuration are the crate-level constants
-/// ([`crate::MAILBOX_DEPTH`], [`crate::PIPE_ATOMIC`], ...). [`DefaultIpc`] is the
-/// configuration of the demo kernel.
+/// [`DefaultIpc`] is the default configuration.
 pub struct Ipc<
     const PROCESSES: usize,
     const HANDLES: usize,
     const OBJECTS: usize,
     const PAYLOAD: usize,
     const PIPE_CAPACITY: usize,
+    const MAILBOX_DEPTH: usize = { crate::MAILBOX_DEPTH },
+    const QUEUE_DEPTH: usize = { crate::MESSAGE_QUEUE_DEPTH },
+    const REGION_PAGES: usize = { crate::REGION_PAGES_MAX },
+    const MAPPINGS: usize = { crate::MAX_MAPPINGS },
+    L: Limits = DefaultLimits,
 > {
     pub(crate) processes: [Process<HANDLES>; PROCESSES],
-    pub(crate) mailboxes: Table<Mailbox<PAYLOAD>, OBJECTS>,
+    pub(crate) mailboxes: Table<Mailbox<PAYLOAD, MAILBOX_DEPTH>, OBJECTS>,
     pub(crate) pipes: Table<Pipe<PIPE_CAPACITY>, OBJECTS>,
     pub(crate) fifos: Table<Fifo, OBJECTS>,
-    pub(crate) queues: Table<MessageQueue<PAYLOAD>, OBJECTS>,
-    pub(crate) regions: Table<Region, OBJECTS>,
+    pub(crate) queues: Table<MessageQueue<PAYLOAD, QUEUE_DEPTH>, OBJECTS>,
+    pub(crate) regions: Table<Region<REGION_PAGES>, OBJECTS>,
     pub(crate) semaphores: Table<Semaphore, OBJECTS>,
     pub(crate) notifications: Table<Notification, OBJECTS>,
-    pub(crate) mappings: heapless::Vec<Mapping, MAX_MAPPINGS>,
+    pub(crate) mappings: heapless::Vec<Mapping, MAPPINGS>,
     pub(crate) ledger: Ledger<PROCESSES>,
     /// Slots of exactly the processes that wait, in the order they started waiting
     /// (oldest first), so the longest waiter is served first and finding it looks only at
@@ -78,6 +106,7 @@ pub struct Ipc<
     /// slot here, so starting one need not search the list.
     waiting: heapless::Vec<u16, PROCESSES>,
     pub(crate) next_token: u64,
+    limits: core::marker::PhantomData<L>,
 }
 
 /// The demo kernel's configuration: 16 processes, 64 handles each, 16 objects of each
@@ -136,7 +165,24 @@ impl<
     const OBJECTS: usize,
     const PAYLOAD: usize,
     const PIPE_CAPACITY: usize,
-> Default for Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+    const MAILBOX_DEPTH: usize,
+    const QUEUE_DEPTH: usize,
+    const REGION_PAGES: usize,
+    const MAPPINGS: usize,
+    L: Limits,
+> Default
+    for Ipc<
+        PROCESSES,
+        HANDLES,
+        OBJECTS,
+        PAYLOAD,
+        PIPE_CAPACITY,
+        MAILBOX_DEPTH,
+        QUEUE_DEPTH,
+        REGION_PAGES,
+        MAPPINGS,
+        L,
+    >
 {
     fn default() -> Self {
         Self::new()
@@ -149,7 +195,24 @@ impl<
     const OBJECTS: usize,
     const PAYLOAD: usize,
     const PIPE_CAPACITY: usize,
-> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+    const MAILBOX_DEPTH: usize,
+    const QUEUE_DEPTH: usize,
+    const REGION_PAGES: usize,
+    const MAPPINGS: usize,
+    L: Limits,
+>
+    Ipc<
+        PROCESSES,
+        HANDLES,
+        OBJECTS,
+        PAYLOAD,
+        PIPE_CAPACITY,
+        MAILBOX_DEPTH,
+        QUEUE_DEPTH,
+        REGION_PAGES,
+        MAPPINGS,
+        L,
+    >
 {
     /// An empty IPC core: no processes, no objects, a zeroed ledger.
     pub const fn new() -> Self {
@@ -161,6 +224,7 @@ impl<
                     live: false,
                     handles: HandleTable::new(),
                     wait: None,
+                    held: Held::NONE,
                 }
             }; PROCESSES],
             mailboxes: Table::new(),
@@ -174,6 +238,7 @@ impl<
             ledger: Ledger::new(),
             waiting: heapless::Vec::new(),
             next_token: 1,
+            limits: core::marker::PhantomData,
         }
     }
 
@@ -190,6 +255,7 @@ impl<
         process.generation = process.generation.wrapping_add(1);
         process.live = true;
         process.wait = None;
+        process.held = Held::NONE;
         let id = ProcessId::new(slot, process.generation);
         // A dead slot waits for nothing (`process_exit` dropped it); to be safe.
         self.forget_waiting(slot as u16);
@@ -469,6 +535,21 @@ impl<
             .get(process.slot())
             .filter(|p| p.live && p.generation == process.generation())
             .ok_or(Error::NoSuchProcess)
+    }
+
+    /// Charges `sender` for `handles` handles travelling in a buffered message.
+    pub(crate) fn charge_message(&mut self, sender: ProcessId, handles: usize) {
+        if let Ok(process) = self.process_mut(sender) {
+            process.held.handles_in_flight += handles;
+        }
+    }
+
+    /// Releases the charge of a message that left its mailbox. A sender that has exited
+    /// since is charged nothing (its counters died with it).
+    pub(crate) fn uncharge_message(&mut self, sender: Option<ProcessId>, handles: usize) {
+        if let Some(process) = sender.and_then(|sender| self.process_mut(sender).ok()) {
+            process.held.handles_in_flight = process.held.handles_in_flight.saturating_sub(handles);
+        }
     }
 
     pub(crate) fn process_mut(

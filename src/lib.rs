@@ -175,6 +175,7 @@
 #![deny(missing_docs)]
 
 pub mod accounting;
+pub mod config;
 pub mod error;
 pub mod fifo;
 pub mod handle;
@@ -198,6 +199,7 @@ pub mod x86_64_adapter;
 mod testing;
 
 pub use accounting::{Counter, Counters, Direction, Ledger, Mechanism};
+pub use config::{DefaultLimits, Limits, Quota, Quotas, Unlimited, footprint};
 pub use error::{Error, ErrorClass, ErrorCode};
 pub use handle::{Handle, HandleTable};
 pub use host::{
@@ -212,19 +214,24 @@ pub use rights::Rights;
 pub use umem::{UserLimit, UserSlice};
 pub use wait::{Blocking, Completion, OpenMode, Outcome, Received, Wake, Wakeup};
 
-/// Messages a mailbox buffers before senders block.
+/// Messages a mailbox buffers before senders block: the default of [`Ipc`]'s
+/// `MAILBOX_DEPTH` parameter (see [`config`]).
 pub const MAILBOX_DEPTH: usize = 8;
 /// Handles one mailbox message can carry.
 pub const MAX_MESSAGE_HANDLES: usize = 4;
-/// The most messages a message queue can be created to hold.
+/// The most messages a message queue can be created to hold: the default of [`Ipc`]'s
+/// `QUEUE_DEPTH` parameter.
 pub const MESSAGE_QUEUE_DEPTH: usize = 16;
 /// Message-queue priorities are `0..PRIORITY_LEVELS`; higher is more urgent.
 pub const PRIORITY_LEVELS: u8 = 32;
-/// Pipe writes of at most this many bytes are atomic (never interleaved).
+/// Pipe writes of at most this many bytes are atomic (never interleaved): the default of
+/// [`Limits::PIPE_ATOMIC`].
 pub const PIPE_ATOMIC: usize = 512;
 /// The longest FIFO or message-queue name, in bytes.
 pub const NAME_MAX: usize = 32;
-/// The largest shared region or page loan, in pages.
+/// The largest shared region or page loan, in pages: the default of [`Ipc`]'s
+/// `REGION_PAGES` parameter.
 pub const REGION_PAGES_MAX: usize = 64;
-/// Region mappings the kernel tracks across all address spaces.
+/// Region mappings the kernel tracks across all address spaces: the default of [`Ipc`]'s
+/// `MAPPINGS` parameter (each process is further held to [`Quotas::mappings`]).
 pub const MAX_MAPPINGS: usize = 64;

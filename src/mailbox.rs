@@ -40,7 +40,9 @@
 //! discarded when that happens (see `collect_unreceivable_mailboxes`), so a cycle can
 //! never outlive the processes that built it.
 
+use crate::MAX_MESSAGE_HANDLES;
 use crate::accounting::Mechanism;
+use crate::config::{Quota, charge};
 use crate::error::Error;
 use crate::handle::Handle;
 use crate::host::{Host, ProcessId};
@@ -49,7 +51,6 @@ use crate::object::{Capability, Key, Object, ObjectKind, ObjectRef};
 use crate::rights::Rights;
 use crate::umem::UserSlice;
 use crate::wait::{Blocking, Completion, Outcome, Received, WaitOn, Wakeup};
-use crate::{MAILBOX_DEPTH, MAX_MESSAGE_HANDLES};
 
 /// One buffered message.
 pub(crate) struct Message<const PAYLOAD: usize> {
@@ -58,6 +59,8 @@ pub(crate) struct Message<const PAYLOAD: usize> {
     capabilities: heapless::Vec<Capability, MAX_MESSAGE_HANDLES>,
     /// For calls: who waits for the reply, and the token of that call.
     reply: Option<(ProcessId, u64)>,
+    /// Who sent it (charged for it against its quotas until it leaves the mailbox).
+    sender: Option<ProcessId>,
     data: [u8; PAYLOAD],
 }
 
@@ -67,6 +70,7 @@ impl<const PAYLOAD: usize> Message<PAYLOAD> {
         badge: 0,
         capabilities: heapless::Vec::new(),
         reply: None,
+        sender: None,
         data: [0; PAYLOAD],
     };
 }
@@ -77,10 +81,11 @@ struct Envelope {
     badge: u64,
     capabilities: heapless::Vec<Capability, MAX_MESSAGE_HANDLES>,
     reply: Option<(ProcessId, u64)>,
+    sender: Option<ProcessId>,
 }
 
 /// A mailbox: a ring of message slots plus counts of receive and send handles.
-pub(crate) struct Mailbox<const PAYLOAD: usize> {
+pub(crate) struct Mailbox<const PAYLOAD: usize, const MAILBOX_DEPTH: usize> {
     messages: [Message<PAYLOAD>; MAILBOX_DEPTH],
     head: usize,
     count: usize,
@@ -88,7 +93,7 @@ pub(crate) struct Mailbox<const PAYLOAD: usize> {
     senders: u32,
 }
 
-impl<const PAYLOAD: usize> Object for Mailbox<PAYLOAD> {
+impl<const PAYLOAD: usize, const MAILBOX_DEPTH: usize> Object for Mailbox<PAYLOAD, MAILBOX_DEPTH> {
     const EMPTY: Self = Mailbox {
         messages: [const { Message::EMPTY }; MAILBOX_DEPTH],
         head: 0,
@@ -98,7 +103,7 @@ impl<const PAYLOAD: usize> Object for Mailbox<PAYLOAD> {
     };
 }
 
-impl<const PAYLOAD: usize> Mailbox<PAYLOAD> {
+impl<const PAYLOAD: usize, const MAILBOX_DEPTH: usize> Mailbox<PAYLOAD, MAILBOX_DEPTH> {
     fn reset(&mut self) {
         self.head = 0;
         self.count = 0;
@@ -117,6 +122,13 @@ impl<const PAYLOAD: usize> Mailbox<PAYLOAD> {
                 m.capabilities.len() + usize::from(m.reply.is_some())
             })
             .sum()
+    }
+
+    /// Messages `sender` has waiting in this mailbox.
+    fn sent_by(&self, sender: ProcessId) -> usize {
+        (0..self.count)
+            .filter(|i| self.messages[(self.head + i) % MAILBOX_DEPTH].sender == Some(sender))
+            .count()
     }
 
     fn front(&self) -> Option<&Message<PAYLOAD>> {
@@ -143,6 +155,7 @@ impl<const PAYLOAD: usize> Mailbox<PAYLOAD> {
             badge: message.badge,
             capabilities: core::mem::take(&mut message.capabilities),
             reply: message.reply.take(),
+            sender: message.sender.take(),
         };
         self.head = (self.head + 1) % MAILBOX_DEPTH;
         self.count -= 1;
@@ -165,12 +178,31 @@ impl<
     const OBJECTS: usize,
     const PAYLOAD: usize,
     const PIPE_CAPACITY: usize,
-> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+    const MAILBOX_DEPTH: usize,
+    const QUEUE_DEPTH: usize,
+    const REGION_PAGES: usize,
+    const MAPPINGS: usize,
+    L: crate::config::Limits,
+>
+    Ipc<
+        PROCESSES,
+        HANDLES,
+        OBJECTS,
+        PAYLOAD,
+        PIPE_CAPACITY,
+        MAILBOX_DEPTH,
+        QUEUE_DEPTH,
+        REGION_PAGES,
+        MAPPINGS,
+        L,
+    >
 {
     /// Creates a mailbox; the handle has READ, WRITE, TRANSFER and DUPLICATE and no badge.
     pub fn mailbox_create(&mut self, caller: ProcessId) -> Result<Handle, Error> {
         self.reserve_handles(caller, 1)?;
-        let (key, mailbox) = self.mailboxes.allocate()?;
+        let (key, mailbox) = self
+            .mailboxes
+            .allocate(caller, L::QUOTAS.objects_per_kind)?;
         mailbox.reset();
         let capability = Capability {
             object: ObjectRef::Mailbox(key),
@@ -360,11 +392,7 @@ impl<
             &mailbox.messages[mailbox.head].data[..length],
         )?;
 
-        let envelope = self
-            .mailboxes
-            .get_mut(key)
-            .and_then(|m| m.pop_front())
-            .ok_or(Error::PeerClosed)?;
+        let envelope = self.pop_message(key).ok_or(Error::PeerClosed)?;
         let received = self.hand_over(
             caller,
             envelope.length,
@@ -597,8 +625,24 @@ impl<
             );
         }
 
-        // Slow path: buffer the message in the kernel.
-        let Some(slot) = self.mailboxes.get_mut(key).and_then(|m| m.back_mut()) else {
+        // Slow path: buffer the message in the kernel. A sender that already has its
+        // quota of messages waiting here finds the mailbox full, as if every slot were
+        // taken: it waits (or gets `WouldBlock`) until one of them is received, while
+        // other senders still find room.
+        let held = self.process(caller)?.held;
+        charge(
+            L::QUOTAS.handles_in_flight,
+            Quota::HandlesInFlight,
+            held.handles_in_flight,
+            handle_count,
+        )?;
+        let quota = L::QUOTAS.buffered_messages;
+        let Some(slot) = self
+            .mailboxes
+            .get_mut(key)
+            .filter(|m| m.sent_by(caller) < quota)
+            .and_then(|m| m.back_mut())
+        else {
             return self.block_out_of_line(caller, WaitOn::MailboxSend(key), blocking, host);
         };
         self.ledger.copy_in(
@@ -612,9 +656,11 @@ impl<
         slot.badge = badge;
         slot.capabilities = capabilities;
         slot.reply = reply;
+        slot.sender = Some(caller);
         if let Some(mailbox) = self.mailboxes.get_mut(key) {
             mailbox.commit_back();
         }
+        self.charge_message(caller, handle_count);
         self.take_transfers(caller, handles);
         Ok(Outcome::Done(()))
     }
@@ -655,9 +701,17 @@ impl<
         }
     }
 
+    /// Takes the front message out of mailbox `key`, releasing its sender's charge.
+    fn pop_message(&mut self, key: Key) -> Option<Envelope> {
+        let envelope = self.mailboxes.get_mut(key)?.pop_front()?;
+        let handles = envelope.capabilities.len() + usize::from(envelope.reply.is_some());
+        self.uncharge_message(envelope.sender, handles);
+        Some(envelope)
+    }
+
     /// Closes the handles inside undelivered messages.
     fn discard_messages<H: Host>(&mut self, key: Key, host: &mut H) {
-        while let Some(envelope) = self.mailboxes.get_mut(key).and_then(|m| m.pop_front()) {
+        while let Some(envelope) = self.pop_message(key) {
             for capability in envelope.capabilities {
                 self.release(capability, host);
             }

@@ -20,6 +20,7 @@
 //!   last handle closes. A queue that was never unlinked lives on while linked, even with
 //!   no handle open (POSIX persistence).
 
+use crate::PRIORITY_LEVELS;
 use crate::accounting::Mechanism;
 use crate::error::Error;
 use crate::handle::Handle;
@@ -30,7 +31,6 @@ use crate::object::{Capability, Key, Object, ObjectKind, ObjectRef};
 use crate::rights::Rights;
 use crate::umem::UserSlice;
 use crate::wait::{Blocking, Outcome, WaitOn, Wakeup};
-use crate::{MESSAGE_QUEUE_DEPTH, PRIORITY_LEVELS};
 
 /// A received message's length and priority.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,17 +61,17 @@ struct QueueSlot<const PAYLOAD: usize> {
 }
 
 /// A message queue: fixed slots, each free or holding one message.
-pub(crate) struct MessageQueue<const PAYLOAD: usize> {
+pub(crate) struct MessageQueue<const PAYLOAD: usize, const QUEUE_DEPTH: usize> {
     name: Name,
     linked: bool,
     max_messages: usize,
     max_message_size: usize,
     count: usize,
     next_sequence: u64,
-    slots: [QueueSlot<PAYLOAD>; MESSAGE_QUEUE_DEPTH],
+    slots: [QueueSlot<PAYLOAD>; QUEUE_DEPTH],
 }
 
-impl<const PAYLOAD: usize> Object for MessageQueue<PAYLOAD> {
+impl<const PAYLOAD: usize, const QUEUE_DEPTH: usize> Object for MessageQueue<PAYLOAD, QUEUE_DEPTH> {
     const EMPTY: Self = MessageQueue {
         name: Name::EMPTY,
         linked: false,
@@ -87,11 +87,11 @@ impl<const PAYLOAD: usize> Object for MessageQueue<PAYLOAD> {
                 length: 0,
                 data: [0; PAYLOAD],
             }
-        }; MESSAGE_QUEUE_DEPTH],
+        }; QUEUE_DEPTH],
     };
 }
 
-impl<const PAYLOAD: usize> MessageQueue<PAYLOAD> {
+impl<const PAYLOAD: usize, const QUEUE_DEPTH: usize> MessageQueue<PAYLOAD, QUEUE_DEPTH> {
     pub(crate) fn queued(&self) -> usize {
         self.count
     }
@@ -118,7 +118,24 @@ impl<
     const OBJECTS: usize,
     const PAYLOAD: usize,
     const PIPE_CAPACITY: usize,
-> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+    const MAILBOX_DEPTH: usize,
+    const QUEUE_DEPTH: usize,
+    const REGION_PAGES: usize,
+    const MAPPINGS: usize,
+    L: crate::config::Limits,
+>
+    Ipc<
+        PROCESSES,
+        HANDLES,
+        OBJECTS,
+        PAYLOAD,
+        PIPE_CAPACITY,
+        MAILBOX_DEPTH,
+        QUEUE_DEPTH,
+        REGION_PAGES,
+        MAPPINGS,
+        L,
+    >
 {
     /// Creates queue `name` and opens it (READ, WRITE, TRANSFER, DUPLICATE).
     ///
@@ -133,8 +150,7 @@ impl<
         max_message_size: usize,
     ) -> Result<Handle, Error> {
         let name = Name::new(name)?;
-        if !(1..=MESSAGE_QUEUE_DEPTH).contains(&max_messages)
-            || !(1..=PAYLOAD).contains(&max_message_size)
+        if !(1..=QUEUE_DEPTH).contains(&max_messages) || !(1..=PAYLOAD).contains(&max_message_size)
         {
             return Err(Error::InvalidArgument);
         }
@@ -142,7 +158,7 @@ impl<
         if self.queue_find(&name).is_some() {
             return Err(Error::AlreadyExists);
         }
-        let (key, queue) = self.queues.allocate()?;
+        let (key, queue) = self.queues.allocate(caller, L::QUOTAS.objects_per_kind)?;
         queue.name = name;
         queue.linked = true;
         queue.max_messages = max_messages;

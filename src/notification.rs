@@ -34,12 +34,31 @@ impl<
     const OBJECTS: usize,
     const PAYLOAD: usize,
     const PIPE_CAPACITY: usize,
-> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+    const MAILBOX_DEPTH: usize,
+    const QUEUE_DEPTH: usize,
+    const REGION_PAGES: usize,
+    const MAPPINGS: usize,
+    L: crate::config::Limits,
+>
+    Ipc<
+        PROCESSES,
+        HANDLES,
+        OBJECTS,
+        PAYLOAD,
+        PIPE_CAPACITY,
+        MAILBOX_DEPTH,
+        QUEUE_DEPTH,
+        REGION_PAGES,
+        MAPPINGS,
+        L,
+    >
 {
     /// Creates a notification with no bits pending (SIGNAL, WAIT, TRANSFER, DUPLICATE).
     pub fn notification_create(&mut self, caller: ProcessId) -> Result<Handle, Error> {
         self.reserve_handles(caller, 1)?;
-        let (key, notification) = self.notifications.allocate()?;
+        let (key, notification) = self
+            .notifications
+            .allocate(caller, L::QUOTAS.objects_per_kind)?;
         notification.bits = 0;
         let capability = Capability {
             object: ObjectRef::Notification(key),

@@ -89,6 +89,8 @@ pub(crate) trait Object {
 pub(crate) struct Slot<T> {
     generation: u32,
     live: bool,
+    /// The process that created the object, charged against its quota while it lives.
+    owner: Option<ProcessId>,
     pub(crate) references: u32,
     pub(crate) value: T,
 }
@@ -111,6 +113,7 @@ impl<T: Object, const N: usize> Table<T, N> {
                 Slot {
                     generation: 0,
                     live: false,
+                    owner: None,
                     references: 0,
                     value: T::EMPTY,
                 }
@@ -118,8 +121,16 @@ impl<T: Object, const N: usize> Table<T, N> {
         }
     }
 
-    /// Claims a free slot; the caller must initialise the value in place.
-    pub(crate) fn allocate(&mut self) -> Result<(Key, &mut T), Error> {
+    /// Claims a free slot for an object `owner` creates, if `owner` has fewer than
+    /// `quota` live objects in this table; the caller must initialise the value in place.
+    /// Fails with [`Error::QuotaExceeded`] (quota `Objects`) or [`Error::OutOfObjects`].
+    pub(crate) fn allocate(
+        &mut self,
+        owner: ProcessId,
+        quota: usize,
+    ) -> Result<(Key, &mut T), Error> {
+        let owned = self.owned_by(owner);
+        crate::config::charge(quota, crate::Quota::Objects, owned, 1)?;
         let index = self
             .slots
             .iter()
@@ -128,6 +139,7 @@ impl<T: Object, const N: usize> Table<T, N> {
         let slot = &mut self.slots[index];
         slot.generation = slot.generation.wrapping_add(1);
         slot.live = true;
+        slot.owner = Some(owner);
         slot.references = 0;
         Ok((
             Key {
@@ -136,6 +148,22 @@ impl<T: Object, const N: usize> Table<T, N> {
             },
             &mut slot.value,
         ))
+    }
+
+    /// The live objects `owner` created.
+    pub(crate) fn iter_owned(&self, owner: ProcessId) -> impl Iterator<Item = &T> {
+        self.slots
+            .iter()
+            .filter(move |s| s.live && s.owner == Some(owner))
+            .map(|s| &s.value)
+    }
+
+    /// Live objects `owner` created.
+    pub(crate) fn owned_by(&self, owner: ProcessId) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.live && s.owner == Some(owner))
+            .count()
     }
 
     /// Whether every slot is live (so [`Table::allocate`] would fail).
@@ -167,6 +195,7 @@ impl<T: Object, const N: usize> Table<T, N> {
     pub(crate) fn free(&mut self, key: Key) {
         if let Some(slot) = self.slot_mut(key) {
             slot.live = false;
+            slot.owner = None;
             slot.references = 0;
         }
     }
@@ -204,17 +233,38 @@ mod tests {
     #[test]
     fn keys_go_stale_when_freed() {
         let mut table: Table<Thing, 2> = Table::new();
-        let (a, value) = table.allocate().unwrap();
+        let owner = ProcessId::new(0, 1);
+        let (a, value) = table.allocate(owner, 2).unwrap();
         value.0 = 7;
-        let (_b, _) = table.allocate().unwrap();
-        assert!(matches!(table.allocate(), Err(Error::OutOfObjects)));
+        let (_b, _) = table.allocate(ProcessId::new(1, 1), 2).unwrap();
+        assert!(matches!(table.allocate(owner, 2), Err(Error::OutOfObjects)));
         assert_eq!(table.get(a).unwrap().0, 7);
         table.free(a);
         assert!(table.get(a).is_none());
-        let (c, _) = table.allocate().unwrap();
+        let (c, _) = table.allocate(owner, 2).unwrap();
         assert_eq!(c.index, a.index);
         assert!(table.get(a).is_none());
         assert!(table.get(c).is_some());
         assert_eq!(table.live_count(), 2);
+    }
+
+    #[test]
+    fn an_owner_at_its_quota_is_refused_while_others_still_get_slots() {
+        let mut table: Table<Thing, 4> = Table::new();
+        let (hog, other) = (ProcessId::new(0, 1), ProcessId::new(1, 1));
+        let (first, _) = table.allocate(hog, 2).unwrap();
+        table.allocate(hog, 2).unwrap();
+        assert_eq!(
+            table.allocate(hog, 2).err(),
+            Some(Error::QuotaExceeded {
+                quota: crate::Quota::Objects
+            })
+        );
+        assert_eq!(table.owned_by(hog), 2);
+        table.allocate(other, 2).unwrap();
+        table.free(first);
+        table.allocate(hog, 2).unwrap();
+        // A later process in the same slot (new generation) owns nothing.
+        assert_eq!(table.owned_by(ProcessId::new(0, 2)), 0);
     }
 }

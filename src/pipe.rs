@@ -16,7 +16,7 @@
 //! * `read` returns what is buffered, up to the buffer length. Empty with writers left: it
 //!   blocks (or `WouldBlock`). Empty with no writer left: it returns 0, end of file.
 //! * `write` needs a reader ([`Error::BrokenPipe`] otherwise). A write of at most
-//!   [`PIPE_ATOMIC`] bytes is atomic: it waits until all of it fits, so it is never
+//!   [`crate::Limits::PIPE_ATOMIC`] bytes (default [`crate::PIPE_ATOMIC`]) is atomic: it waits until all of it fits, so it is never
 //!   interleaved with another writer's bytes. A larger write takes what fits and returns
 //!   the count (a short write; the caller loops). A full pipe blocks (or `WouldBlock`).
 //! * Readers blocked on an empty pipe are woken to retry when data arrives or the last
@@ -29,7 +29,6 @@
 
 use core::ops::Range;
 
-use crate::PIPE_ATOMIC;
 use crate::accounting::Mechanism;
 use crate::error::Error;
 use crate::handle::Handle;
@@ -104,12 +103,8 @@ impl<const CAPACITY: usize> Pipe<CAPACITY> {
 }
 
 /// The largest write that is guaranteed not to interleave, for a pipe of `capacity` bytes.
-const fn atomic_limit(capacity: usize) -> usize {
-    if PIPE_ATOMIC < capacity {
-        PIPE_ATOMIC
-    } else {
-        capacity
-    }
+const fn atomic_limit(atomic: usize, capacity: usize) -> usize {
+    if atomic < capacity { atomic } else { capacity }
 }
 
 impl<
@@ -118,13 +113,30 @@ impl<
     const OBJECTS: usize,
     const PAYLOAD: usize,
     const PIPE_CAPACITY: usize,
-> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+    const MAILBOX_DEPTH: usize,
+    const QUEUE_DEPTH: usize,
+    const REGION_PAGES: usize,
+    const MAPPINGS: usize,
+    L: crate::config::Limits,
+>
+    Ipc<
+        PROCESSES,
+        HANDLES,
+        OBJECTS,
+        PAYLOAD,
+        PIPE_CAPACITY,
+        MAILBOX_DEPTH,
+        QUEUE_DEPTH,
+        REGION_PAGES,
+        MAPPINGS,
+        L,
+    >
 {
     /// Creates a pipe and returns `(read handle, write handle)`. The read handle has READ,
     /// the write handle WRITE; both have TRANSFER and DUPLICATE.
     pub fn pipe_create(&mut self, caller: ProcessId) -> Result<(Handle, Handle), Error> {
         self.reserve_handles(caller, 2)?;
-        let (key, pipe) = self.pipes.allocate()?;
+        let (key, pipe) = self.pipes.allocate(caller, L::QUOTAS.objects_per_kind)?;
         pipe.reset(Mechanism::Pipe);
         let read = self.install_new(caller, pipe_capability(key, Rights::READ))?;
         let write = self.install_new(caller, pipe_capability(key, Rights::WRITE))?;
@@ -185,7 +197,7 @@ impl<
     }
 
     /// Writes `data`. Needs WRITE. Returns the count written (short only for writes above
-    /// [`PIPE_ATOMIC`] bytes). Fails with [`Error::BrokenPipe`] without readers. A full
+    /// [`crate::Limits::PIPE_ATOMIC`] bytes). Fails with [`Error::BrokenPipe`] without readers. A full
     /// pipe (or one without room for an atomic write) blocks per `blocking`; on wake-up,
     /// retry. Data that faults fails with [`Error::BadAddress`], unless a first part was
     /// already taken into the pipe: then that part's count is returned (a short write).
@@ -205,7 +217,7 @@ impl<
         if data.is_empty() {
             return Ok(Outcome::Done(0));
         }
-        let minimum = if data.len() <= atomic_limit(PIPE_CAPACITY) {
+        let minimum = if data.len() <= atomic_limit(L::PIPE_ATOMIC, PIPE_CAPACITY) {
             data.len()
         } else {
             1

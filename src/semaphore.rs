@@ -38,12 +38,31 @@ impl<
     const OBJECTS: usize,
     const PAYLOAD: usize,
     const PIPE_CAPACITY: usize,
-> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+    const MAILBOX_DEPTH: usize,
+    const QUEUE_DEPTH: usize,
+    const REGION_PAGES: usize,
+    const MAPPINGS: usize,
+    L: crate::config::Limits,
+>
+    Ipc<
+        PROCESSES,
+        HANDLES,
+        OBJECTS,
+        PAYLOAD,
+        PIPE_CAPACITY,
+        MAILBOX_DEPTH,
+        QUEUE_DEPTH,
+        REGION_PAGES,
+        MAPPINGS,
+        L,
+    >
 {
     /// Creates a semaphore with `initial` units (SIGNAL, WAIT, TRANSFER, DUPLICATE).
     pub fn semaphore_create(&mut self, caller: ProcessId, initial: u32) -> Result<Handle, Error> {
         self.reserve_handles(caller, 1)?;
-        let (key, semaphore) = self.semaphores.allocate()?;
+        let (key, semaphore) = self
+            .semaphores
+            .allocate(caller, L::QUOTAS.objects_per_kind)?;
         semaphore.count = initial;
         let capability = Capability {
             object: ObjectRef::Semaphore(key),

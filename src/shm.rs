@@ -28,7 +28,6 @@
 //! read-only for the lender, the loan's handle lacks [`Rights::WRITE`], so no borrower can
 //! map it writable: a loan never grants more than the lender had.
 
-use crate::REGION_PAGES_MAX;
 use crate::accounting::Mechanism;
 use crate::error::Error;
 use crate::handle::Handle;
@@ -39,13 +38,13 @@ use crate::rights::Rights;
 use crate::umem::UserSlice;
 
 /// A region: its frames, how many mappings use it, and how it came to be.
-pub(crate) struct Region {
-    pub(crate) frames: heapless::Vec<Frame, REGION_PAGES_MAX>,
+pub(crate) struct Region<const REGION_PAGES: usize> {
+    pub(crate) frames: heapless::Vec<Frame, REGION_PAGES>,
     mappings: u32,
     mechanism: Mechanism,
 }
 
-impl Object for Region {
+impl<const REGION_PAGES: usize> Object for Region<REGION_PAGES> {
     const EMPTY: Self = Region {
         frames: heapless::Vec::new(),
         mappings: 0,
@@ -74,9 +73,42 @@ impl<
     const OBJECTS: usize,
     const PAYLOAD: usize,
     const PIPE_CAPACITY: usize,
-> Ipc<PROCESSES, HANDLES, OBJECTS, PAYLOAD, PIPE_CAPACITY>
+    const MAILBOX_DEPTH: usize,
+    const QUEUE_DEPTH: usize,
+    const REGION_PAGES: usize,
+    const MAPPINGS: usize,
+    L: crate::config::Limits,
+>
+    Ipc<
+        PROCESSES,
+        HANDLES,
+        OBJECTS,
+        PAYLOAD,
+        PIPE_CAPACITY,
+        MAILBOX_DEPTH,
+        QUEUE_DEPTH,
+        REGION_PAGES,
+        MAPPINGS,
+        L,
+    >
 {
-    /// Creates a region of `pages` fresh frames (`1..=REGION_PAGES_MAX`). The handle has
+    /// Fails with [`Error::QuotaExceeded`] if `caller`'s regions would hold more than its
+    /// quota of frames with `more` added.
+    fn charge_region_frames(&self, caller: ProcessId, more: usize) -> Result<(), Error> {
+        let held: usize = self
+            .regions
+            .iter_owned(caller)
+            .map(|region| region.frames.len())
+            .sum();
+        crate::config::charge(
+            L::QUOTAS.region_frames,
+            crate::Quota::RegionFrames,
+            held,
+            more,
+        )
+    }
+
+    /// Creates a region of `pages` fresh frames (`1..=REGION_PAGES`). The handle has
     /// READ, WRITE, MAP, TRANSFER, DUPLICATE. Fails with [`Error::OutOfFrames`] (having
     /// returned any frames it took) when the host runs out.
     pub fn region_create<H: Host>(
@@ -85,11 +117,12 @@ impl<
         pages: usize,
         host: &mut H,
     ) -> Result<Handle, Error> {
-        if !(1..=REGION_PAGES_MAX).contains(&pages) {
+        if !(1..=REGION_PAGES).contains(&pages) {
             return Err(Error::InvalidArgument);
         }
         self.reserve_handles(caller, 1)?;
-        let (key, region) = self.regions.allocate()?;
+        self.charge_region_frames(caller, pages)?;
+        let (key, region) = self.regions.allocate(caller, L::QUOTAS.objects_per_kind)?;
         region.frames.clear();
         region.mappings = 0;
         region.mechanism = Mechanism::SharedRegion;
@@ -134,6 +167,8 @@ impl<
             Access::ReadWrite => Rights::MAP.union(Rights::WRITE),
         };
         let key = self.region_key(caller, handle, needed)?;
+        let held = self.mappings.iter().filter(|m| m.process == caller).count();
+        crate::config::charge(L::QUOTAS.mappings, crate::Quota::Mappings, held, 1)?;
         if self.mappings.is_full() {
             return Err(Error::OutOfMappings);
         }
@@ -204,7 +239,7 @@ impl<
         pages: usize,
         host: &mut H,
     ) -> Result<Handle, Error> {
-        if !(1..=REGION_PAGES_MAX).contains(&pages) {
+        if !(1..=REGION_PAGES).contains(&pages) {
             return Err(Error::InvalidArgument);
         }
         check_range(address, pages, host)?;
@@ -218,6 +253,14 @@ impl<
         if overlaps_region {
             return Err(Error::InvalidArgument);
         }
+        // Quotas first: nothing may be unmapped for a loan that cannot be made.
+        crate::config::charge(
+            L::QUOTAS.objects_per_kind,
+            crate::Quota::Objects,
+            self.regions.owned_by(caller),
+            1,
+        )?;
+        self.charge_region_frames(caller, pages)?;
         if self.regions.is_full() {
             // No region to move the pages into: report an unmapped page first, as a
             // check of every page before taking a region would.
@@ -230,13 +273,14 @@ impl<
         // One ranged unmap checks every page (changing nothing if one is missing) and
         // reports the narrowest access. A page the lender may only read stays read-only
         // for every borrower: the loan's handle lacks WRITE unless every page was writable.
-        let mut frames = [Frame::PLACEHOLDER; REGION_PAGES_MAX];
+        let mut frames = [Frame::PLACEHOLDER; REGION_PAGES];
         let frames = &mut frames[..pages];
         let narrowest = host.unmap_pages(caller, address, frames)?;
         let all_writable = narrowest == Access::ReadWrite;
         host.flush(caller, address, pages);
-        // Cannot fail: the table had a free slot above and nothing took it since.
-        let (key, region) = self.regions.allocate()?;
+        // Cannot fail: the table had a free slot and the caller was under its quota
+        // above, and nothing took either since.
+        let (key, region) = self.regions.allocate(caller, L::QUOTAS.objects_per_kind)?;
         region.frames.clear();
         region.mappings = 0;
         region.mechanism = Mechanism::PageLoan;
@@ -264,7 +308,7 @@ impl<
 
     /// Unmaps a mapping already taken out of the table and drops its reference.
     pub(crate) fn remove_mapping<H: Host>(&mut self, mapping: Mapping, host: &mut H) {
-        let mut frames = [Frame::PLACEHOLDER; REGION_PAGES_MAX];
+        let mut frames = [Frame::PLACEHOLDER; REGION_PAGES];
         let unmapped = match frames.get_mut(..mapping.pages) {
             Some(frames) => host.unmap_pages(mapping.process, mapping.address, frames),
             None => Err(Error::InvalidArgument),

@@ -7,7 +7,8 @@ use std::vec::Vec;
 use crate::*;
 
 /// Small capacities so the unit tests reach every limit quickly.
-pub type TestIpc = Ipc<4, 8, 4, 64, 64>;
+/// Table semantics are tested without quotas (see `tests/core_quotas.rs` for them).
+pub type TestIpc = Ipc<4, 8, 4, 64, 64, 8, 16, 64, 64, crate::Unlimited>;
 
 pub const MEMORY: usize = 0x4000;
 

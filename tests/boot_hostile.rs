@@ -70,7 +70,7 @@ fn fault_injection_rights_and_exhaustion() {
         "chaos: page loan: ",
         "read-only mapping writer killed, region intact",
         "-> OutOfHandles; works again after a close",
-        "object table full at 16 mailboxes -> OutOfObjects",
+        "quota reached at 8 mailboxes -> QuotaExceeded",
         "queue full -> WouldBlock, pipe full at 16384 bytes -> WouldBlock",
         "chaos: all transfers, rights and exhaustion checks passed",
         "kernel: no leaks",

@@ -201,7 +201,7 @@ fn a_dying_peer_gives_the_other_side_the_right_error() {
             "init: peer-death: pipe writer killed after 1000 bytes; reader got them all, then end of file",
             "init: peer-death: pipe reader killed; the writer, blocked after",
             "got BrokenPipe",
-            "init: peer-death: mailbox receiver killed; the sender, blocked after 9 messages, got PeerClosed",
+            "init: peer-death: mailbox receiver killed; the sender, blocked after 5 messages, got PeerClosed",
             "dying-peer: server: got a call, holding its reply handle",
             "init: peer-death: callers got PeerClosed when the server died holding the call or exited before answering",
         ],

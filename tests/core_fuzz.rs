@@ -23,7 +23,8 @@ use sim::{Machine, PRIVATE_BASE, PRIVATE_PAGES};
 
 /// Small tables so that every limit is hit: 4 processes, 8 handles each, 4 objects per
 /// kind, 64-byte messages, 64-byte pipes.
-type FuzzIpc = Ipc<4, 8, 4, 64, 64>;
+/// No quotas: the reference model knows only the tables.
+type FuzzIpc = Ipc<4, 8, 4, 64, 64, 8, 16, 64, 64, kipc::Unlimited>;
 const PROCESSES: usize = 4;
 const HANDLES: usize = 8;
 const OBJECTS: usize = 4;

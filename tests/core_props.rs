@@ -10,7 +10,8 @@ use proptest::prelude::*;
 use sim::{PRIVATE_BASE, System};
 
 /// Small pipes wrap often.
-type SmallIpc = Ipc<4, 16, 4, 64, 64>;
+/// No quotas: the models know only the tables.
+type SmallIpc = Ipc<4, 16, 4, 64, 64, 8, 16, 64, 64, kipc::Unlimited>;
 
 #[derive(Debug, Clone)]
 enum PipeOp {

@@ -205,6 +205,14 @@ pub const FOREVER: u64 = u64::MAX;
 /// Most handles one message carries (kipc's `MAX_MESSAGE_HANDLES`).
 pub const MESSAGE_HANDLES: usize = 4;
 
+/// Messages a mailbox buffers (the demo kernel's `MAILBOX_DEPTH`).
+pub const MAILBOX_DEPTH: usize = 8;
+
+/// Messages one sender may have waiting in any one mailbox (the demo kernel's
+/// quota, `kipc::Quotas::buffered_messages`): past it the mailbox is full for that
+/// sender, while others still find room.
+pub const BUFFERED_PER_SENDER: usize = 4;
+
 /// Handles travelling with a mailbox message, in user memory.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -25,10 +25,38 @@ use crate::memory::address_space::AddressSpace;
 /// Process slots.
 pub const MAX_PROCESSES: usize = 16;
 
-/// This kernel's kipc configuration: 16 processes, 64 handles each, 16
-/// objects of each kind, 4 KiB messages (a page per mailbox or queue
-/// message, so file transfers move page-sized chunks), 16 KiB pipes.
-pub type KernelIpc = kipc::Ipc<MAX_PROCESSES, 64, 16, 4096, 16384>;
+/// This kernel's kipc configuration, in one place: 16 processes, 64 handles
+/// each, 16 objects of each kind, 4 KiB messages (a page per mailbox or queue
+/// message, so file transfers move page-sized chunks), 16 KiB pipes, 8-message
+/// mailboxes, 16-message queues, 64-page regions, 64 mappings, and
+/// [`KernelLimits`].
+pub type KernelIpc = kipc::Ipc<
+    MAX_PROCESSES,
+    64,
+    16,
+    4096,
+    16384,
+    { kipc_abi::MAILBOX_DEPTH },
+    16,
+    64,
+    64,
+    KernelLimits,
+>;
+
+/// This kernel's quotas: no process may take more than half of any shared
+/// table, so a process started after a hog still gets its share.
+pub struct KernelLimits;
+
+impl kipc::Limits for KernelLimits {
+    const QUOTAS: kipc::Quotas = kipc::Quotas {
+        objects_per_kind: 8,
+        mappings: 32,
+        // A whole file (8 MiB) may be on loan at once.
+        region_frames: 2048,
+        buffered_messages: kipc_abi::BUFFERED_PER_SENDER,
+        handles_in_flight: 16,
+    };
+}
 /// Longest program name.
 pub const NAME_LENGTH: usize = 24;
 

@@ -1276,8 +1276,9 @@ fn peer_death() -> u32 {
         );
     };
     check!(
-        error == ErrorCode::PeerClosed && sent == 1 + kipc::MAILBOX_DEPTH,
-        "sender got {error:?} after {sent} messages (1 received + 8 buffered expected)"
+        error == ErrorCode::PeerClosed && sent == 1 + kipc_abi::BUFFERED_PER_SENDER,
+        "sender got {error:?} after {sent} messages (1 received + {} buffered expected: the sender's quota)",
+        kipc_abi::BUFFERED_PER_SENDER
     );
     check!(
         failed_with(

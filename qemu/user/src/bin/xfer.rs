@@ -216,7 +216,8 @@ fn mailbox_server(context: &Context) -> u32 {
     context.start();
     let mut finished = false;
     while !finished {
-        for _ in 0..kipc::MAILBOX_DEPTH {
+        // As many as this sender may have waiting in one mailbox (its quota).
+        for _ in 0..kipc_abi::BUFFERED_PER_SENDER {
             let length = next_chunk(input, buffer());
             ipc::send(mailbox, &buffer()[..length], &[], Deadline::NoWait).expect("buffered send");
             if length == 0 {
