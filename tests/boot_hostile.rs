@@ -100,3 +100,18 @@ fn mailbox_handle_cycles_do_not_outlive_their_process() {
         report.serial
     );
 }
+
+#[test]
+fn a_hog_at_every_quota_cannot_starve_a_process_started_after_it() {
+    let report = expect_pass("quotas", &[]);
+    let serial = &report.serial;
+    for line in [
+        // Half of every 16-slot table, 32 of 64 mappings, 4 of the inbox's 8 slots.
+        "quota-hog: holding 8 mailboxes, 8 pipes, 8 semaphores, 8 notifications, 8 queues, 8 FIFOs, 8 regions, 32 mappings, 4 messages in init's inbox; every further one refused",
+        "quota-polite: started after the hog, it created one object of every kind, mapped a region, used a pipe and sent to init",
+        "init: quotas: the inbox held 4 messages from the hog and 1 from the process started after it",
+        "kernel: no leaks",
+    ] {
+        assert!(serial.contains(line), "missing {line:?}:\n{serial}");
+    }
+}

@@ -27,6 +27,7 @@ const TESTS: &[&str] = &[
     "peer-death",
     "handle-exhaustion",
     "reply-receive",
+    "quotas",
 ];
 
 fn main(start: kipc_user::Start) -> u32 {
@@ -53,6 +54,7 @@ fn main(start: kipc_user::Start) -> u32 {
         "peer-death" => peer_death(),
         "handle-exhaustion" => handle_exhaustion(),
         "reply-receive" => reply_receive(),
+        "quotas" => quotas(),
         other => {
             let mut list = kipc_user::Line::new();
             for (index, test) in TESTS.iter().enumerate() {
@@ -483,6 +485,54 @@ fn text(arguments: core::fmt::Arguments) -> Text {
     let mut line = Line::new();
     let _ = core::fmt::Write::write_fmt(&mut line, arguments);
     Text(line)
+}
+
+/// A hog takes everything its quotas allow; a process started after it still
+/// gets every kind of object, a mapping and room in a shared mailbox.
+fn quotas() -> u32 {
+    let inbox = ipc::mailbox_create().expect("inbox");
+    let ready = ipc::notification_create().expect("notification");
+    let hog_send = ipc::mailbox_mint(inbox, Rights::WRITE | Rights::TRANSFER, 1).expect("mint");
+    let polite_send = ipc::mailbox_mint(inbox, Rights::WRITE | Rights::TRANSFER, 2).expect("mint");
+    let hog = launch("quota-hog", "hog", &[hog_send, ready]);
+    check!(
+        ipc::notification_wait(ready, Deadline::Forever) == Ok(1),
+        "the hog never said it was done"
+    );
+    let polite = launch("quota-hog", "polite", &[polite_send, ready]);
+    expect_exit(polite, 0, "quota-polite");
+    let mut buffer = [0u8; 16];
+    let (mut from_hog, mut from_polite) = (0, 0);
+    while let Ok(message) = ipc::receive(inbox, &mut buffer, Deadline::NoWait) {
+        match (message.badge, &buffer[..message.length]) {
+            (1, b"hog") => from_hog += 1,
+            (2, b"polite") => from_polite += 1,
+            (badge, _) => check!(false, "unexpected message with badge {badge}"),
+        }
+    }
+    check!(
+        from_hog == kipc_abi::BUFFERED_PER_SENDER && from_polite == 1,
+        "inbox held {from_hog} from the hog, {from_polite} from the polite process"
+    );
+    check!(kipc_user::kill(hog).is_ok(), "kill the hog");
+    check!(
+        wait(hog) == Ok(kipc_abi::EXIT_KILLED),
+        "the hog's exit code"
+    );
+    // Its names outlive it (POSIX); unlink them so nothing is left.
+    for index in 0..8 {
+        let queue = text(format_args!("hog-queue-{index}"));
+        let fifo = text(format_args!("hog-fifo-{index}"));
+        let _ = ipc::mqueue_unlink(queue.as_str());
+        let _ = ipc::fifo_unlink(fifo.as_str());
+    }
+    for handle in [inbox, ready, hog_send, polite_send] {
+        close(handle);
+    }
+    println!(
+        "init: quotas: the inbox held {from_hog} messages from the hog and 1 from the process started after it; the hog was killed holding everything and all of it came back"
+    );
+    0
 }
 
 /// Starts `program`, giving it copies of `handles`, or fails the test.
