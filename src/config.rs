@@ -100,7 +100,12 @@ impl Quotas {
 }
 
 /// Which quota a call ran into (carried by [`Error::QuotaExceeded`]).
+///
+/// Word-sized on purpose: [`Error`]'s other payloads are `usize`s at the same offset, so
+/// every `Result<_, Error>` keeps one simple layout (a byte-sized payload here made the
+/// compiler pack results oddly and cost every system call a few instructions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(usize)]
 pub enum Quota {
     /// [`Quotas::objects_per_kind`].
     Objects,
@@ -149,6 +154,34 @@ pub struct Unlimited;
 impl Limits for Unlimited {
     const QUOTAS: Quotas = Quotas::UNLIMITED;
 }
+
+/// The limits of [`MinimalIpc`]: one object of each kind per process (4 processes × 1
+/// = the 4 slots of each table, so no process can ever be denied its object), 4
+/// mappings, 8 frames of regions, 1 buffered message per sender and mailbox, 2 handles
+/// in flight.
+#[derive(Clone, Copy, Debug)]
+pub struct MinimalLimits;
+
+impl Limits for MinimalLimits {
+    const PIPE_ATOMIC: usize = 256;
+    const QUOTAS: Quotas = Quotas {
+        objects_per_kind: 1,
+        mappings: 4,
+        region_frames: 8,
+        buffered_messages: 1,
+        handles_in_flight: 2,
+    };
+}
+
+/// A useful minimal configuration, under 16 KiB: 4 processes with 16 handles each, 4
+/// objects of each kind, 64-byte messages, 512-byte pipes, 2-message mailboxes,
+/// 4-message queues, 8-page regions, 16 mappings, [`MinimalLimits`]. Every mechanism
+/// works; the minimal kernel (`qemu/minimal-kernel`) runs on it.
+///
+/// ```
+/// assert!(kipc::footprint::<kipc::MinimalIpc>() < 16 * 1024);
+/// ```
+pub type MinimalIpc = crate::Ipc<4, 16, 4, 64, 512, 2, 4, 8, 16, MinimalLimits>;
 
 /// The static size in bytes of an IPC core of type `I` (for example
 /// `kipc::footprint::<kipc::DefaultIpc>()`): what a `static` of it occupies.

@@ -199,7 +199,9 @@ pub mod x86_64_adapter;
 mod testing;
 
 pub use accounting::{Counter, Counters, Direction, Ledger, Mechanism};
-pub use config::{DefaultLimits, Limits, Quota, Quotas, Unlimited, footprint};
+pub use config::{
+    DefaultLimits, Limits, MinimalIpc, MinimalLimits, Quota, Quotas, Unlimited, footprint,
+};
 pub use error::{Error, ErrorClass, ErrorCode};
 pub use handle::{Handle, HandleTable};
 pub use host::{

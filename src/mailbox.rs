@@ -125,6 +125,7 @@ impl<const PAYLOAD: usize, const MAILBOX_DEPTH: usize> Mailbox<PAYLOAD, MAILBOX_
     }
 
     /// Messages `sender` has waiting in this mailbox.
+    #[inline(always)]
     fn sent_by(&self, sender: ProcessId) -> usize {
         (0..self.count)
             .filter(|i| self.messages[(self.head + i) % MAILBOX_DEPTH].sender == Some(sender))
@@ -629,18 +630,21 @@ impl<
         // quota of messages waiting here finds the mailbox full, as if every slot were
         // taken: it waits (or gets `WouldBlock`) until one of them is received, while
         // other senders still find room.
-        let held = self.process(caller)?.held;
-        charge(
-            L::QUOTAS.handles_in_flight,
-            Quota::HandlesInFlight,
-            held.handles_in_flight,
-            handle_count,
-        )?;
+        if handle_count > 0 {
+            let held = self.process(caller)?.held;
+            charge(
+                L::QUOTAS.handles_in_flight,
+                Quota::HandlesInFlight,
+                held.handles_in_flight,
+                handle_count,
+            )?;
+        }
         let quota = L::QUOTAS.buffered_messages;
         let Some(slot) = self
             .mailboxes
             .get_mut(key)
-            .filter(|m| m.sent_by(caller) < quota)
+            // Fewer messages than the quota in all: nobody can be at it (no scan).
+            .filter(|m| m.count < quota || m.sent_by(caller) < quota)
             .and_then(|m| m.back_mut())
         else {
             return self.block_out_of_line(caller, WaitOn::MailboxSend(key), blocking, host);
@@ -660,7 +664,9 @@ impl<
         if let Some(mailbox) = self.mailboxes.get_mut(key) {
             mailbox.commit_back();
         }
-        self.charge_message(caller, handle_count);
+        if handle_count > 0 {
+            self.charge_message(caller, handle_count);
+        }
         self.take_transfers(caller, handles);
         Ok(Outcome::Done(()))
     }
@@ -702,10 +708,13 @@ impl<
     }
 
     /// Takes the front message out of mailbox `key`, releasing its sender's charge.
+    #[inline(always)]
     fn pop_message(&mut self, key: Key) -> Option<Envelope> {
         let envelope = self.mailboxes.get_mut(key)?.pop_front()?;
         let handles = envelope.capabilities.len() + usize::from(envelope.reply.is_some());
-        self.uncharge_message(envelope.sender, handles);
+        if handles > 0 {
+            self.uncharge_message(envelope.sender, handles);
+        }
         Some(envelope)
     }
 

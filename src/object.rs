@@ -89,8 +89,6 @@ pub(crate) trait Object {
 pub(crate) struct Slot<T> {
     generation: u32,
     live: bool,
-    /// The process that created the object, charged against its quota while it lives.
-    owner: Option<ProcessId>,
     pub(crate) references: u32,
     pub(crate) value: T,
 }
@@ -98,6 +96,9 @@ pub(crate) struct Slot<T> {
 /// A fixed table of `N` objects.
 pub(crate) struct Table<T, const N: usize> {
     slots: [Slot<T>; N],
+    /// The process that created each live object, charged against its quota while the
+    /// object lives. (Apart from the slots, which the hot paths walk.)
+    owners: [Option<ProcessId>; N],
 }
 
 impl<T: Object, const N: usize> Table<T, N> {
@@ -113,11 +114,11 @@ impl<T: Object, const N: usize> Table<T, N> {
                 Slot {
                     generation: 0,
                     live: false,
-                    owner: None,
                     references: 0,
                     value: T::EMPTY,
                 }
             }; N],
+            owners: [None; N],
         }
     }
 
@@ -136,10 +137,10 @@ impl<T: Object, const N: usize> Table<T, N> {
             .iter()
             .position(|s| !s.live)
             .ok_or(Error::OutOfObjects)?;
+        self.owners[index] = Some(owner);
         let slot = &mut self.slots[index];
         slot.generation = slot.generation.wrapping_add(1);
         slot.live = true;
-        slot.owner = Some(owner);
         slot.references = 0;
         Ok((
             Key {
@@ -154,15 +155,17 @@ impl<T: Object, const N: usize> Table<T, N> {
     pub(crate) fn iter_owned(&self, owner: ProcessId) -> impl Iterator<Item = &T> {
         self.slots
             .iter()
-            .filter(move |s| s.live && s.owner == Some(owner))
-            .map(|s| &s.value)
+            .zip(&self.owners)
+            .filter(move |(s, o)| s.live && **o == Some(owner))
+            .map(|(s, _)| &s.value)
     }
 
     /// Live objects `owner` created.
     pub(crate) fn owned_by(&self, owner: ProcessId) -> usize {
         self.slots
             .iter()
-            .filter(|s| s.live && s.owner == Some(owner))
+            .zip(&self.owners)
+            .filter(|(s, o)| s.live && **o == Some(owner))
             .count()
     }
 
@@ -195,8 +198,8 @@ impl<T: Object, const N: usize> Table<T, N> {
     pub(crate) fn free(&mut self, key: Key) {
         if let Some(slot) = self.slot_mut(key) {
             slot.live = false;
-            slot.owner = None;
             slot.references = 0;
+            self.owners[key.index as usize] = None;
         }
     }
 

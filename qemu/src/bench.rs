@@ -84,6 +84,8 @@ pub struct Results {
     pub latency: Vec<Latency>,
     /// File transfers.
     pub transfers: Vec<Transfer>,
+    /// Static size of the demo kernel's `Ipc` and of `kipc::MinimalIpc`, in bytes.
+    pub footprint: Option<(u64, u64)>,
 }
 
 fn fields(line: &str) -> BTreeMap<&str, &str> {
@@ -126,6 +128,12 @@ impl Results {
                     round_trips: number(&fields, "round_trips").map_err(context)?,
                     instructions: number(&fields, "instructions").map_err(context)?,
                 });
+            } else if let Some(rest) = line.strip_prefix("KIPC-FOOTPRINT ") {
+                let fields = fields(rest);
+                results.footprint = Some((
+                    number(&fields, "kernel").map_err(context)?,
+                    number(&fields, "minimal").map_err(context)?,
+                ));
             } else if let Some(rest) = line.strip_prefix("EXPERIMENT ") {
                 let fields = fields(rest);
                 let copied = [
@@ -181,6 +189,14 @@ impl Results {
     /// The console table.
     pub fn table(&self) -> String {
         let mut out = String::new();
+        if let Some((kernel, minimal)) = self.footprint {
+            let _ = writeln!(
+                out,
+                "kipc footprint: the demo kernel's Ipc {kernel} bytes ({:.0} KiB); kipc::MinimalIpc {minimal} bytes ({:.1} KiB)",
+                kernel as f64 / 1024.0,
+                minimal as f64 / 1024.0
+            );
+        }
         let _ = writeln!(
             out,
             "guest memcpy: {:.0} instructions per KiB ({} bytes in {} instructions)",
@@ -305,6 +321,12 @@ impl Results {
             out,
             "  \"unit\": \"guest instructions (QEMU -icount shift=0)\","
         );
+        if let Some((kernel, minimal)) = self.footprint {
+            let _ = writeln!(
+                out,
+                "  \"footprint_bytes\": {{\"demo_kernel_ipc\": {kernel}, \"minimal_ipc\": {minimal}}},"
+            );
+        }
         let _ = writeln!(
             out,
             "  \"memcpy\": {{\"bytes\": {}, \"instructions\": {}, \"instructions_per_kib\": {:.2}}},",
@@ -512,6 +534,7 @@ mod tests {
     use super::*;
 
     const LOG: &str = "\
+KIPC-FOOTPRINT kernel=1960000 minimal=15000
 BENCH memcpy bytes=8388608 instructions=1048576
 BENCH syscall calls=1000 null=129000 pipe_pairs=1366000
 BENCH latency mechanism=pipe size=64 round_trips=200 instructions=900000
@@ -527,6 +550,10 @@ EXPERIMENT mechanism=loan bytes=4194304 user_to_kernel=0 kernel_to_user=0 kernel
         assert_eq!(results.latency[0].per_round_trip(), 4500.0);
         assert_eq!(results.transfers.len(), 2);
         assert!(results.transfers[0].verified && !results.transfers[1].verified);
+        assert_eq!(results.footprint, Some((1960000, 15000)));
+        assert!(results.table().starts_with(
+            "kipc footprint: the demo kernel's Ipc 1960000 bytes (1914 KiB); kipc::MinimalIpc 15000 bytes (14.6 KiB)"
+        ));
     }
 
     #[test]

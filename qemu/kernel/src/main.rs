@@ -98,6 +98,11 @@ fn main(start_info: u64) -> ! {
         memory::kernel_physical_end(),
         boot.cmdline
     );
+    println!(
+        "KIPC-FOOTPRINT kernel={} minimal={}",
+        kipc::footprint::<processes::table::KernelIpc>(),
+        kipc::footprint::<kipc::MinimalIpc>()
+    );
     let kernel = Kernel {
         boot,
         frames_at_boot,

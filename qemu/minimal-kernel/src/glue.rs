@@ -16,9 +16,9 @@ use x86_64::structures::paging::{OffsetPageTable, PhysFrame};
 use crate::memory::{Frames, frame_bytes};
 use crate::{Machine, State};
 
-/// This kernel's kipc: 4 processes, 16 handles each, 4 objects of each kind, 256-byte
-/// messages, 4 KiB pipes.
-pub type MinimalIpc = kipc::Ipc<4, 16, 4, 256, 4096>;
+/// This kernel's kipc: the crate's minimal configuration (4 processes, 16 handles each,
+/// 4 objects of each kind, 64-byte messages, 512-byte pipes; under 16 KiB).
+pub type MinimalIpc = kipc::MinimalIpc;
 
 type Host<'a> = X86_64Host<&'a mut Machine>;
 

@@ -139,8 +139,9 @@ fn main(start_info: u64) -> ! {
     kipc_arch::cpu::enable_protections();
     kipc_arch::timer::init();
     println!(
-        "\nkipc minimal kernel: kipc embedded through the x86_64 adapter; {} free frames",
-        kernel.machine.frames.free()
+        "\nkipc minimal kernel: kipc embedded through the x86_64 adapter; {} free frames; its kipc::MinimalIpc takes {} bytes",
+        kernel.machine.frames.free(),
+        kipc::footprint::<MinimalIpc>()
     );
     let Some(module) = boot.modules.first() else {
         fail(format_args!(
