@@ -242,6 +242,70 @@ impl<
         }
     }
 
+    /// Initialises an empty IPC core inside memory the kernel already owns (a
+    /// `MaybeUninit` in a reserved frame range, a boxed slot), field by field and object
+    /// by object: the largest temporary on the stack is one object (a mailbox's message
+    /// ring, a pipe's buffer), never the whole core. The result equals [`Ipc::new`].
+    ///
+    /// ```
+    /// use core::mem::MaybeUninit;
+    /// # let mut memory = Box::new(MaybeUninit::<kipc::DefaultIpc>::uninit());
+    /// // `memory` is any `&mut MaybeUninit<DefaultIpc>` the kernel owns.
+    /// let ipc = kipc::DefaultIpc::init_in_place(&mut memory);
+    /// assert!(ipc.process_create().is_ok());
+    /// ```
+    pub fn init_in_place(slot: &mut core::mem::MaybeUninit<Self>) -> &mut Self {
+        // Every field must be written below: this pattern stops compiling when a field
+        // is added, so the list cannot silently fall behind the struct.
+        let _every_field = |ipc: &Self| {
+            let Ipc {
+                processes: _,
+                mailboxes: _,
+                pipes: _,
+                fifos: _,
+                queues: _,
+                regions: _,
+                semaphores: _,
+                notifications: _,
+                mappings: _,
+                ledger: _,
+                waiting: _,
+                next_token: _,
+                limits: _,
+            } = ipc;
+        };
+        let ipc = slot.as_mut_ptr();
+        // SAFETY: `ipc` points at memory valid for writes of a `Self` (it comes from a
+        // `&mut MaybeUninit<Self>`, so it is aligned and exclusively ours). Every field
+        // is written exactly once below, the large ones element by element, before the
+        // memory is read as a `Self`.
+        unsafe {
+            let processes = core::ptr::addr_of_mut!((*ipc).processes).cast::<Process<HANDLES>>();
+            for index in 0..PROCESSES {
+                processes.add(index).write(Process {
+                    generation: 0,
+                    live: false,
+                    handles: HandleTable::new(),
+                    wait: None,
+                    held: Held::NONE,
+                });
+            }
+            Table::init_in_place(core::ptr::addr_of_mut!((*ipc).mailboxes));
+            Table::init_in_place(core::ptr::addr_of_mut!((*ipc).pipes));
+            Table::init_in_place(core::ptr::addr_of_mut!((*ipc).fifos));
+            Table::init_in_place(core::ptr::addr_of_mut!((*ipc).queues));
+            Table::init_in_place(core::ptr::addr_of_mut!((*ipc).regions));
+            Table::init_in_place(core::ptr::addr_of_mut!((*ipc).semaphores));
+            Table::init_in_place(core::ptr::addr_of_mut!((*ipc).notifications));
+            core::ptr::addr_of_mut!((*ipc).mappings).write(heapless::Vec::new());
+            core::ptr::addr_of_mut!((*ipc).ledger).write(Ledger::new());
+            core::ptr::addr_of_mut!((*ipc).waiting).write(heapless::Vec::new());
+            core::ptr::addr_of_mut!((*ipc).next_token).write(1);
+            core::ptr::addr_of_mut!((*ipc).limits).write(core::marker::PhantomData);
+            slot.assume_init_mut()
+        }
+    }
+
     // ------------------------------------------------------------------ processes
 
     /// Registers a new process and returns its id (fails with [`Error::OutOfProcesses`]).
@@ -938,5 +1002,33 @@ mod tests {
         );
         assert!(ipc.cancel_wait(a).unwrap());
         assert!(!ipc.cancel_wait(a).unwrap());
+    }
+
+    #[test]
+    fn init_in_place_needs_no_stack_for_the_whole_core() {
+        // 128 KiB of stack for a core of about 270 KiB: building it by value here would
+        // overflow the thread's stack and abort the test run.
+        let size = core::mem::size_of::<crate::DefaultIpc>();
+        assert!(size > 2 * 128 * 1024, "the core is only {size} bytes");
+        let worker = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(|| {
+                let mut memory = Box::<crate::DefaultIpc>::new_uninit();
+                let ipc = crate::DefaultIpc::init_in_place(&mut memory);
+                let mut host = crate::testing::TestHost::new();
+                let a = ipc.process_create().unwrap();
+                let (read, write) = ipc.pipe_create(a).unwrap();
+                host.poke(a, 0, b"in place");
+                let wrote =
+                    ipc.pipe_write(a, write, host.slice(0, 8), Blocking::NonBlocking, &mut host);
+                assert_eq!(wrote, Ok(Outcome::Done(8)));
+                let read =
+                    ipc.pipe_read(a, read, host.slice(16, 8), Blocking::NonBlocking, &mut host);
+                assert_eq!(read, Ok(Outcome::Done(8)));
+                ipc.process_exit(a, &mut host).unwrap();
+                ipc.usage()
+            })
+            .unwrap();
+        assert_eq!(worker.join().unwrap(), Usage::default());
     }
 }

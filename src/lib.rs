@@ -4,8 +4,9 @@
 //! shared regions and page loans, semaphores and notifications, per-process handle tables
 //! with rights — and a ledger that counts every byte each mechanism copies. It is `no_std`,
 //! needs no allocator (every table is bounded, sized by const generics), contains no
-//! `unsafe` (except the two calls of the optional `x86_64_adapter` module that the `x86_64`
-//! crate marks unsafe), and talks to the kernel that embeds it only through a few traits.
+//! `unsafe` outside two places (the field-by-field writes of [`Ipc::init_in_place`], and
+//! the two calls of the optional `x86_64_adapter` module that the `x86_64` crate marks
+//! unsafe), and talks to the kernel that embeds it only through a few traits.
 //!
 //! # Where things are
 //!
@@ -209,7 +210,7 @@ pub use host::{
     UserMemory,
 };
 pub use kernel::{DefaultIpc, HandleInfo, Ipc, Usage};
-pub use mqueue::{QueueAttributes, QueuedMessage};
+pub use mqueue::{QueueAttributes, QueueOpen, QueuedMessage};
 pub use name::Name;
 pub use object::ObjectKind;
 pub use rights::Rights;

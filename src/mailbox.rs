@@ -409,8 +409,10 @@ impl<
     /// Sends like [`Ipc::mailbox_send`] with a fresh one-shot reply handle attached, then
     /// waits for the answer in `reply_buffer`. Always returns [`Outcome::Blocked`] on
     /// success; the host resumes the caller on [`Completion::Received`] (the reply), or on
-    /// `Failed(PeerClosed)` if the reply handle was dropped, or `Failed(TimedOut)` after
-    /// `deadline`. If the mailbox is full, the caller is woken to retry the whole call.
+    /// `Failed(PeerClosed)` if the reply handle was dropped, or `Failed(TimedOut)` at the
+    /// deadline of [`Blocking::Until`]. If the mailbox is full, the caller is woken to
+    /// retry the whole call. A call always waits for its reply, so
+    /// [`Blocking::NonBlocking`] is refused with [`Error::InvalidArgument`].
     #[allow(clippy::too_many_arguments)]
     pub fn mailbox_call<H: Host>(
         &mut self,
@@ -419,14 +421,16 @@ impl<
         payload: UserSlice,
         handles: &[Handle],
         reply_buffer: UserSlice,
-        deadline: Option<u64>,
+        blocking: Blocking,
         host: &mut H,
     ) -> Result<Outcome<Received>, Error> {
         let capability = self.lookup(caller, handle, ObjectKind::Mailbox, Rights::WRITE)?;
         let ObjectRef::Mailbox(key) = capability.object else {
             return Err(Error::WrongObjectKind);
         };
-        let blocking = deadline.map_or(Blocking::Forever, Blocking::Until);
+        if blocking == Blocking::NonBlocking {
+            return Err(Error::InvalidArgument);
+        }
         let token = self.next_token;
         let reply = Some((caller, token));
         let moves_receive_handle = self.moves_receive_handle(caller, handles);
@@ -454,7 +458,7 @@ impl<
                         token,
                         buffer: reply_buffer,
                     },
-                    deadline,
+                    blocking.deadline(),
                 )?;
                 Ok(Outcome::Blocked)
             }
@@ -1343,7 +1347,7 @@ mod tests {
                 host.slice(0, 4),
                 &[],
                 host.slice(0x200, 16),
-                None,
+                Blocking::Forever,
                 &mut host
             )
             .unwrap()
@@ -1396,7 +1400,7 @@ mod tests {
                 UserSlice::EMPTY,
                 &[],
                 host.slice(0x200, 16),
-                None,
+                Blocking::Forever,
                 &mut host
             )
             .unwrap()
@@ -1427,7 +1431,7 @@ mod tests {
                 UserSlice::EMPTY,
                 &[],
                 host.slice(0x200, 16),
-                Some(5),
+                Blocking::Until(5),
                 &mut host
             )
             .unwrap()
@@ -1474,7 +1478,7 @@ mod tests {
             host.slice(0, 4),
             &[],
             host.slice(0x200, 16),
-            None,
+            Blocking::Forever,
             host,
         );
         assert!(call.unwrap().is_blocked());
@@ -1583,7 +1587,7 @@ mod tests {
             host.slice(0, 5),
             &[],
             host.slice(0x200, 16),
-            None,
+            Blocking::Forever,
             &mut host,
         );
         assert!(call.unwrap().is_blocked());
@@ -1637,7 +1641,7 @@ mod tests {
                     host.slice(0, 9),
                     &[],
                     host.slice(0x200, 16),
-                    None,
+                    Blocking::Forever,
                     &mut host,
                 );
                 assert!(call.unwrap().is_blocked());

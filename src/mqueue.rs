@@ -41,6 +41,18 @@ pub struct QueuedMessage {
     pub priority: u8,
 }
 
+/// How [`Ipc::mqueue_open`] opens a queue (POSIX `O_RDONLY`, `O_WRONLY`, `O_RDWR`): the
+/// handle gets READ, WRITE or both (plus TRANSFER and DUPLICATE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QueueOpen {
+    /// Receive only.
+    ReadOnly,
+    /// Send only.
+    WriteOnly,
+    /// Send and receive.
+    ReadWrite,
+}
+
 /// The limits of a queue (see [`Ipc::mqueue_attributes`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueAttributes {
@@ -171,11 +183,22 @@ impl<
         self.install_new(caller, queue_capability(key))
     }
 
-    /// Opens existing queue `name` (READ, WRITE, TRANSFER, DUPLICATE); [`Error::NotFound`]
-    /// if no linked queue has that name.
-    pub fn mqueue_open(&mut self, caller: ProcessId, name: &[u8]) -> Result<Handle, Error> {
+    /// Opens existing queue `name`; the handle has TRANSFER, DUPLICATE and, as `mode`
+    /// says, READ, WRITE or both. [`Error::NotFound`] if no linked queue has that name.
+    pub fn mqueue_open(
+        &mut self,
+        caller: ProcessId,
+        name: &[u8],
+        mode: QueueOpen,
+    ) -> Result<Handle, Error> {
         let key = self.queue_find(&Name::new(name)?).ok_or(Error::NotFound)?;
-        self.install_new(caller, queue_capability(key))
+        let mut capability = queue_capability(key);
+        capability.rights = match mode {
+            QueueOpen::ReadOnly => capability.rights.difference(Rights::WRITE),
+            QueueOpen::WriteOnly => capability.rights.difference(Rights::READ),
+            QueueOpen::ReadWrite => capability.rights,
+        };
+        self.install_new(caller, capability)
     }
 
     /// Removes the name; the queue lives until its last handle closes.
@@ -427,20 +450,67 @@ mod tests {
     }
 
     #[test]
+    fn open_modes_give_only_the_rights_asked_for() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let q = ipc.mqueue_create(a, b"q", 2, 8).unwrap();
+        let reader = ipc.mqueue_open(a, b"q", QueueOpen::ReadOnly).unwrap();
+        let writer = ipc.mqueue_open(a, b"q", QueueOpen::WriteOnly).unwrap();
+        let both = ipc.mqueue_open(a, b"q", QueueOpen::ReadWrite).unwrap();
+        let message = host.slice(0, 4);
+        assert_eq!(
+            ipc.mqueue_send(a, reader, message, 0, Blocking::NonBlocking, &mut host),
+            Err(Error::PermissionDenied)
+        );
+        assert_eq!(
+            ipc.mqueue_send(a, writer, message, 0, Blocking::NonBlocking, &mut host),
+            Ok(Outcome::Done(()))
+        );
+        assert_eq!(
+            ipc.mqueue_receive(
+                a,
+                writer,
+                host.slice(8, 8),
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Err(Error::PermissionDenied)
+        );
+        assert!(matches!(
+            ipc.mqueue_receive(
+                a,
+                reader,
+                host.slice(8, 8),
+                Blocking::NonBlocking,
+                &mut host
+            ),
+            Ok(Outcome::Done(_))
+        ));
+        assert_eq!(
+            ipc.handle_info(a, both).unwrap().rights,
+            ipc.handle_info(a, q).unwrap().rights
+        );
+    }
+
+    #[test]
     fn unlink_keeps_queue_until_last_handle() {
         let mut ipc = TestIpc::new();
         let mut host = TestHost::new();
         let a = ipc.process_create().unwrap();
         let b = ipc.process_create().unwrap();
         let q = ipc.mqueue_create(a, b"q", 2, 8).unwrap();
-        let qb = ipc.mqueue_open(b, b"q").unwrap();
+        let qb = ipc.mqueue_open(b, b"q", QueueOpen::ReadWrite).unwrap();
         assert!(
             ipc.mqueue_receive(b, qb, host.slice(0, 8), Blocking::Forever, &mut host)
                 .unwrap()
                 .is_blocked()
         );
         ipc.mqueue_unlink(a, b"q").unwrap();
-        assert_eq!(ipc.mqueue_open(a, b"q"), Err(Error::NotFound));
+        assert_eq!(
+            ipc.mqueue_open(a, b"q", QueueOpen::ReadWrite),
+            Err(Error::NotFound)
+        );
         host.poke(a, 0, b"still");
         ipc.mqueue_send(a, q, host.slice(0, 5), 3, Blocking::NonBlocking, &mut host)
             .unwrap()

@@ -69,13 +69,14 @@ impl<
     }
 
     /// ORs `bits` into the word (needs SIGNAL); a waiter receives all pending bits at once.
-    pub fn notification_signal<W: Wake + ?Sized>(
+    pub fn notification_signal<H: Host>(
         &mut self,
         caller: ProcessId,
         handle: Handle,
         bits: u64,
-        wake: &mut W,
+        host: &mut H,
     ) -> Result<(), Error> {
+        let wake = host;
         let key = self.notification_key(caller, handle, Rights::SIGNAL)?;
         let notification = self.notifications.get_mut(key).ok_or(Error::BadHandle)?;
         notification.bits |= bits;

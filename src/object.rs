@@ -122,6 +122,29 @@ impl<T: Object, const N: usize> Table<T, N> {
         }
     }
 
+    /// Initialises an empty table at `table` one slot at a time, so no temporary larger
+    /// than one object passes through the stack.
+    ///
+    /// # Safety
+    /// `table` must be valid for writes of a `Self` and properly aligned; whatever it
+    /// held is overwritten without being dropped.
+    pub(crate) unsafe fn init_in_place(table: *mut Self) {
+        // SAFETY: the caller guarantees `table` is writable and aligned; every slot and
+        // owner entry lies inside it, and each is written exactly once, whole.
+        unsafe {
+            let slots = core::ptr::addr_of_mut!((*table).slots).cast::<Slot<T>>();
+            for index in 0..N {
+                slots.add(index).write(Slot {
+                    generation: 0,
+                    live: false,
+                    references: 0,
+                    value: T::EMPTY,
+                });
+            }
+            core::ptr::addr_of_mut!((*table).owners).write([None; N]);
+        }
+    }
+
     /// Claims a free slot for an object `owner` creates, if `owner` has fewer than
     /// `quota` live objects in this table; the caller must initialise the value in place.
     /// Fails with [`Error::QuotaExceeded`] (quota `Objects`) or [`Error::OutOfObjects`].

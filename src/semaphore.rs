@@ -92,12 +92,13 @@ impl<
 
     /// Gives one unit back (needs SIGNAL), directly to the longest waiter if there is one.
     /// Fails with [`Error::InvalidArgument`] if the count would overflow.
-    pub fn semaphore_post<W: Wake + ?Sized>(
+    pub fn semaphore_post<H: Host>(
         &mut self,
         caller: ProcessId,
         handle: Handle,
-        wake: &mut W,
+        host: &mut H,
     ) -> Result<(), Error> {
+        let wake = host;
         let key = self.semaphore_key(caller, handle, Rights::SIGNAL)?;
         if let Some((waiter, _)) = self.oldest_waiter(|on| *on == WaitOn::Semaphore(key)) {
             self.finish_wait(waiter, Wakeup::Completed(Completion::Acquired), wake);

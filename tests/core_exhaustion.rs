@@ -159,7 +159,9 @@ fn a_full_handle_table_refuses_every_call_that_adds_a_handle() {
             w.ipc.mqueue_create(a, b"q2", 1, 8).map(|h| vec![h])
         }),
         ("mqueue_open", 1, |w, a, _, _, _, _| {
-            w.ipc.mqueue_open(a, b"q").map(|h| vec![h])
+            w.ipc
+                .mqueue_open(a, b"q", QueueOpen::ReadWrite)
+                .map(|h| vec![h])
         }),
         ("semaphore_create", 1, |w, a, _, _, _, _| {
             w.ipc.semaphore_create(a, 0).map(|h| vec![h])
@@ -693,7 +695,15 @@ fn exiting_processes_return_every_resource() {
     let reply_buffer = w.slice(PRIVATE_BASE + 0x100, 16);
     assert!(
         w.ipc
-            .mailbox_call(a, send, payload, &[], reply_buffer, None, &mut w.machine)
+            .mailbox_call(
+                a,
+                send,
+                payload,
+                &[],
+                reply_buffer,
+                Blocking::Forever,
+                &mut w.machine
+            )
             .unwrap()
             .is_blocked()
     );

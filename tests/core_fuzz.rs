@@ -994,7 +994,9 @@ impl Fuzz {
         let found = self.objects.iter().position(|o| {
             o.live && matches!(o.state, State::Queue { name: n, linked: true, .. } if n == name)
         });
-        let result = self.ipc.mqueue_open(me, QUEUE_NAMES[name]);
+        let result = self
+            .ipc
+            .mqueue_open(me, QUEUE_NAMES[name], QueueOpen::ReadWrite);
         match found {
             None => prop_assert_eq!(result, Err(Error::NotFound)),
             Some(_) if self.free_handles(me) == 0 => {

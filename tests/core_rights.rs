@@ -142,7 +142,7 @@ fn matrix() -> Vec<Row> {
                     payload,
                     &[],
                     reply,
-                    None,
+                    Blocking::Forever,
                     &mut f.system.machine,
                 );
                 // The caller now waits for a reply; withdraw so the fixture stays usable.
@@ -597,7 +597,7 @@ fn transfer_needs_the_transfer_right() {
         payload,
         &[],
         f.system.machine.slice(REPLY_BUFFER, 16),
-        None,
+        Blocking::Forever,
         &mut f.system.machine,
     );
     assert_eq!(outcome, Ok(Outcome::Blocked));

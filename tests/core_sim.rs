@@ -556,7 +556,7 @@ impl Program for CallingClient {
             UserSlice::EMPTY,
             &[],
             buffer,
-            None,
+            Blocking::Forever,
             &mut system.machine,
         );
         assert_eq!(
@@ -989,7 +989,7 @@ fn peers_see_eof_broken_pipe_and_peer_closed_when_a_process_dies() {
         UserSlice::EMPTY,
         &[],
         reply_buffer,
-        None,
+        Blocking::Forever,
         &mut system.machine,
     );
     assert_eq!(call, Ok(Outcome::Blocked));

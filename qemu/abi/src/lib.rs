@@ -197,6 +197,16 @@ pub mod file_flags {
 
 /// Deadline meaning "fail with WouldBlock instead of waiting".
 pub const NO_WAIT: u64 = 0;
+/// How `MQUEUE_OPEN` opens a queue (its third argument).
+pub mod mqueue_open {
+    /// Send and receive (0, the default).
+    pub const READ_WRITE: u64 = 0;
+    /// Receive only.
+    pub const READ_ONLY: u64 = 1;
+    /// Send only.
+    pub const WRITE_ONLY: u64 = 2;
+}
+
 /// Deadline meaning "wait as long as it takes".
 pub const FOREVER: u64 = u64::MAX;
 // Any other deadline is an absolute time in milliseconds since boot (the

@@ -246,7 +246,7 @@ fn mailbox_call(
         slice(a1, a2)?,
         &handles[..array.count as usize],
         slice(a3, a4)?,
-        None,
+        Blocking::Forever,
         &mut host,
     );
     Ok(match answer {
@@ -473,7 +473,13 @@ fn call(
         }
         number::MQUEUE_OPEN => {
             let name = name(host.processes_space(caller), a0, a1)?;
-            value(u64::from(ipc.mqueue_open(caller, &name)?.into_raw()))
+            let mode = match a2 {
+                kipc_abi::mqueue_open::READ_WRITE => kipc::QueueOpen::ReadWrite,
+                kipc_abi::mqueue_open::READ_ONLY => kipc::QueueOpen::ReadOnly,
+                kipc_abi::mqueue_open::WRITE_ONLY => kipc::QueueOpen::WriteOnly,
+                _ => return Err(Error::InvalidArgument),
+            };
+            value(u64::from(ipc.mqueue_open(caller, &name, mode)?.into_raw()))
         }
         number::MQUEUE_UNLINK => {
             let name = name(host.processes_space(caller), a0, a1)?;
