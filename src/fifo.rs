@@ -68,6 +68,16 @@ impl<
 {
     /// Registers FIFO `name`. Fails with [`Error::AlreadyExists`], [`Error::NameTooLong`],
     /// or [`Error::Full`] when the registry is full.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// ipc.fifo_create(caller, b"log")?;
+    /// # Ok(()) }
+    /// ```
     pub fn fifo_create(&mut self, caller: ProcessId, name: &[u8]) -> Result<(), Error> {
         self.process(caller)?;
         let name = Name::new(name)?;
@@ -88,6 +98,16 @@ impl<
     }
 
     /// Removes FIFO `name`. Open ends keep working; blocked openers fail with `NotFound`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// ipc.fifo_unlink(caller, b"log", host)?;
+    /// # Ok(()) }
+    /// ```
     pub fn fifo_unlink<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -107,6 +127,17 @@ impl<
 
     /// Opens FIFO `name` for reading or writing; see the module documentation for when
     /// this waits. The handle has READ (or WRITE), TRANSFER and DUPLICATE.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // Blocks until a writer opens it too (POSIX), unless NonBlocking:
+    /// let outcome = ipc.fifo_open(caller, b"log", OpenMode::Read, Blocking::Forever, host)?;
+    /// # Ok(()) }
+    /// ```
     pub fn fifo_open<H: Host>(
         &mut self,
         caller: ProcessId,

@@ -215,6 +215,17 @@ impl<
     >
 {
     /// An empty IPC core: no processes, no objects, a zeroed ledger.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// static IPC: spin::Mutex<DefaultIpc> = spin::Mutex::new(DefaultIpc::new());
+    /// let first = IPC.lock().process_create()?;
+    /// # Ok(()) }
+    /// ```
     pub const fn new() -> Self {
         const { assert!(PROCESSES <= u16::MAX as usize, "at most 65535 processes") };
         Ipc {
@@ -309,6 +320,17 @@ impl<
     // ------------------------------------------------------------------ processes
 
     /// Registers a new process and returns its id (fails with [`Error::OutOfProcesses`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let id = ipc.process_create()?; // keep it with your process
+    /// assert!(ipc.is_alive(id));
+    /// # Ok(()) }
+    /// ```
     pub fn process_create(&mut self) -> Result<ProcessId, Error> {
         let slot = self
             .processes
@@ -328,6 +350,18 @@ impl<
     }
 
     /// Whether `process` is a live process.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// if !ipc.is_alive(peer) {
+    ///     return Err(Error::NoSuchProcess);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn is_alive(&self, process: ProcessId) -> bool {
         self.process(process).is_ok()
     }
@@ -335,6 +369,17 @@ impl<
     /// Tears a process down: cancels its wait, closes all its handles (peers see
     /// `PeerClosed`, end of file or `BrokenPipe` and are woken), removes its region mappings
     /// through the host's address-space trait, and frees its slot.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // Before freeing the process's address space:
+    /// ipc.process_exit(caller, host)?;
+    /// # Ok(()) }
+    /// ```
     pub fn process_exit<H: Host>(&mut self, process: ProcessId, host: &mut H) -> Result<(), Error> {
         self.process_mut(process)?.wait = None;
         self.forget_waiting(process.slot() as u16);
@@ -358,6 +403,17 @@ impl<
     /// Cancels the recorded wait of `process`, if any (e.g. to deliver a signal). Returns
     /// whether there was one. No wake-up is reported: the host decides what the cancelled
     /// call returns (typically [`Error::Cancelled`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // Interrupt a parked call, e.g. to deliver a signal; it resumes with `Cancelled`.
+    /// let was_waiting = ipc.cancel_wait(caller)?;
+    /// # Ok(()) }
+    /// ```
     pub fn cancel_wait(&mut self, process: ProcessId) -> Result<bool, Error> {
         let waited = self.process_mut(process)?.wait.take().is_some();
         if waited {
@@ -367,6 +423,16 @@ impl<
     }
 
     /// Whether `process` is recorded as waiting.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let parked = ipc.is_waiting(caller);
+    /// # Ok(()) }
+    /// ```
     pub fn is_waiting(&self, process: ProcessId) -> bool {
         self.process(process)
             .map(|p| p.wait.is_some())
@@ -376,6 +442,18 @@ impl<
     /// Ends every wait whose deadline is at or before `now`, reporting each as
     /// `Wakeup::Failed(Error::TimedOut)`. Returns how many expired. The host must call this
     /// when time passes (at the latest at [`Ipc::next_deadline`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // From the timer interrupt:
+    /// let now = host.now();
+    /// let woken = ipc.expire(now, host);
+    /// # Ok(()) }
+    /// ```
     pub fn expire<W: Wake + ?Sized>(&mut self, now: u64, wake: &mut W) -> usize {
         let mut expired = 0;
         for slot in 0..PROCESSES {
@@ -400,6 +478,18 @@ impl<
     }
 
     /// The earliest deadline of any waiter, so the host can program its timer.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// if let Some(deadline) = ipc.next_deadline() {
+    ///     // program a one-shot timer for `deadline`
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn next_deadline(&self) -> Option<u64> {
         self.processes
             .iter()
@@ -412,6 +502,16 @@ impl<
 
     /// Closes `handle`, dropping its reference to the object (which is destroyed when the
     /// last reference goes; peers are woken as needed).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// ipc.handle_close(caller, handle, host)?;
+    /// # Ok(()) }
+    /// ```
     pub fn handle_close<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -431,6 +531,16 @@ impl<
 
     /// Makes a second handle to the same object with `rights`, which must be a subset of
     /// the original's. Needs [`Rights::DUPLICATE`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let read_only = ipc.handle_duplicate(caller, handle, Rights::READ)?;
+    /// # Ok(()) }
+    /// ```
     pub fn handle_duplicate(
         &mut self,
         caller: ProcessId,
@@ -453,6 +563,17 @@ impl<
     /// Privileged (not a system call): gives process `to` a new handle to the object behind
     /// `from`'s `handle`, with `rights` (a subset of the original's). Used by the kernel to
     /// hand initial handles to a process it starts. Reply handles cannot be granted.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // Give a new process its first handle (privileged: not a system call).
+    /// let given = ipc.handle_grant(caller, handle, peer, Rights::READ | Rights::TRANSFER)?;
+    /// # Ok(()) }
+    /// ```
     pub fn handle_grant(
         &mut self,
         from: ProcessId,
@@ -478,6 +599,17 @@ impl<
     }
 
     /// What `handle` refers to, its rights and badge.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let info = ipc.handle_info(caller, handle)?;
+    /// let can_write = info.rights.contains(Rights::WRITE);
+    /// # Ok(()) }
+    /// ```
     pub fn handle_info(&self, caller: ProcessId, handle: Handle) -> Result<HandleInfo, Error> {
         let capability = self.capability(caller, handle)?;
         Ok(HandleInfo {
@@ -490,21 +622,63 @@ impl<
     // ------------------------------------------------------------------ ledger
 
     /// The copy ledger.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let pipe_bytes_in = ipc.ledger().global().copies(Mechanism::Pipe, Direction::UserToKernel).bytes;
+    /// # Ok(()) }
+    /// ```
     pub fn ledger(&self) -> &Ledger<PROCESSES> {
         &self.ledger
     }
 
     /// A copy of the ledger as it is now.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let before = ipc.ledger_snapshot();
+    /// let copied = before.global().total_bytes();
+    /// # Ok(()) }
+    /// ```
     pub fn ledger_snapshot(&self) -> Ledger<PROCESSES> {
         self.ledger.clone()
     }
 
     /// Zeroes the ledger to start a new experiment.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// ipc.ledger_reset(); // start an experiment from zero
+    /// # Ok(()) }
+    /// ```
     pub fn ledger_reset(&mut self) {
         self.ledger.reset();
     }
 
     /// Records a copy the host made itself (for example inside its file system).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // Your file system copied 4096 bytes to the caller itself:
+    /// ipc.account(caller, Mechanism::File, Direction::KernelToUser, 4096);
+    /// # Ok(()) }
+    /// ```
     pub fn account(
         &mut self,
         process: ProcessId,
@@ -517,6 +691,17 @@ impl<
 
     /// For the host's own services: counts pages it mapped (`mapped`) or moved (`loaned`)
     /// into `process` instead of copying bytes (e.g. a file system lending a file's pages).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // Your file system lent the caller 4 pages:
+    /// ipc.account_pages(caller, Mechanism::File, 4, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn account_pages(
         &mut self,
         process: ProcessId,
@@ -531,6 +716,17 @@ impl<
     /// For the host's own services: copies `source` to `destination` in `process` through
     /// the host's user-memory trait and counts it under `mechanism` (e.g.
     /// [`Mechanism::File`] when a file system read fills a user buffer).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // A service copies into user memory and counts it in the ledger:
+    /// ipc.copy_to_user_accounted(host, caller, Mechanism::File, buffer.prefix(5), b"bytes")?;
+    /// # Ok(()) }
+    /// ```
     pub fn copy_to_user_accounted<M: UserMemory + ?Sized>(
         &mut self,
         memory: &mut M,
@@ -545,6 +741,17 @@ impl<
 
     /// For the host's own services: copies `source` in `process` into `destination` and
     /// counts it under `mechanism` (e.g. a file system write).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let mut bytes = [0u8; 16];
+    /// ipc.copy_from_user_accounted(host, caller, Mechanism::File, buffer.prefix(16), &mut bytes)?;
+    /// # Ok(()) }
+    /// ```
     pub fn copy_from_user_accounted<M: UserMemory + ?Sized>(
         &mut self,
         memory: &mut M,
@@ -558,6 +765,17 @@ impl<
     }
 
     /// Counts live objects, handles, frames and mappings, for leak checks.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // After every process exited, nothing may be left:
+    /// assert_eq!(ipc.usage(), Usage::default());
+    /// # Ok(()) }
+    /// ```
     pub fn usage(&self) -> Usage {
         let live = self.processes.iter().filter(|p| p.live);
         Usage {

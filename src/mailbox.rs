@@ -199,6 +199,16 @@ impl<
     >
 {
     /// Creates a mailbox; the handle has READ, WRITE, TRANSFER and DUPLICATE and no badge.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let mailbox = ipc.mailbox_create(caller)?; // READ, WRITE, TRANSFER, DUPLICATE
+    /// # Ok(()) }
+    /// ```
     pub fn mailbox_create(&mut self, caller: ProcessId) -> Result<Handle, Error> {
         self.reserve_handles(caller, 1)?;
         let (key, mailbox) = self
@@ -216,6 +226,17 @@ impl<
 
     /// Mints a badged copy of an unbadged mailbox handle, with `rights` (a subset). Needs
     /// DUPLICATE. Messages sent through the new handle carry `badge`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // A send-only handle whose messages arrive with badge 42:
+    /// let badged = ipc.mailbox_mint(caller, handle, Rights::WRITE | Rights::TRANSFER, 42)?;
+    /// # Ok(()) }
+    /// ```
     pub fn mailbox_mint(
         &mut self,
         caller: ProcessId,
@@ -244,6 +265,19 @@ impl<
     /// copy), otherwise buffers it (one user→kernel copy). Fails with
     /// [`Error::PeerClosed`] when no receiving handle is left, [`Error::MessageTooLarge`]
     /// above `PAYLOAD` bytes; a full mailbox blocks per `blocking`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// match ipc.mailbox_send(caller, handle, buffer, &[], Blocking::Forever, host)? {
+    ///     Outcome::Done(()) => {}     // delivered or buffered
+    ///     Outcome::Blocked => {}      // mailbox full: park; retried on Wakeup::Retry
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn mailbox_send<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -297,6 +331,18 @@ impl<
     /// message and [`Error::OutOfHandles`] if the handles would not fit. An empty mailbox
     /// blocks per `blocking`; the recorded buffer lets a later sender hand its message
     /// over directly, completing this call ([`Completion::Received`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// if let Outcome::Done(message) = ipc.mailbox_receive(caller, handle, buffer, Blocking::Forever, host)? {
+    ///     let (length, badge, reply) = (message.length, message.badge, message.reply);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn mailbox_receive<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -322,6 +368,18 @@ impl<
     /// [`Error::InvalidArgument`]. Once the reply is delivered, the receive's own errors
     /// (`BufferTooSmall`, `OutOfHandles`, a fault in `buffer`) are reported as the call's:
     /// the reply stays delivered, and the caller receives again with `mailbox_receive`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // A server answers the call it holds and waits for the next one, in one call:
+    /// let next = ipc.mailbox_reply_receive(caller, handle, buffer.prefix(8), &[], peer_mailbox(), buffer, Blocking::Forever, host)?;
+    /// # fn peer_mailbox() -> Handle { Handle::from_raw(0) }
+    /// # Ok(()) }
+    /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn mailbox_reply_receive<H: Host>(
         &mut self,
@@ -413,6 +471,18 @@ impl<
     /// deadline of [`Blocking::Until`]. If the mailbox is full, the caller is woken to
     /// retry the whole call. A call always waits for its reply, so
     /// [`Blocking::NonBlocking`] is refused with [`Error::InvalidArgument`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // Always parks: the reply arrives as Wakeup::Completed(Completion::Received(..)).
+    /// let outcome = ipc.mailbox_call(caller, handle, buffer.prefix(8), &[], buffer, Blocking::Until(100), host)?;
+    /// assert!(outcome.is_blocked());
+    /// # Ok(()) }
+    /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn mailbox_call<H: Host>(
         &mut self,
@@ -471,6 +541,17 @@ impl<
     /// copy) together with `handles`. Fails with [`Error::PeerClosed`] (handle consumed) if
     /// the caller no longer waits, and with [`Error::MessageTooLarge`] (handle kept) if
     /// the answer exceeds the caller's buffer or `PAYLOAD`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // `handle` is the one-shot reply handle a received call carried:
+    /// ipc.mailbox_reply(caller, handle, buffer.prefix(8), &[], host)?;
+    /// # Ok(()) }
+    /// ```
     pub fn mailbox_reply<H: Host>(
         &mut self,
         caller: ProcessId,

@@ -2,8 +2,9 @@
 //! `mq_*`-like).
 //!
 //! A queue is created under a name with two limits fixed for its lifetime:
-//! `max_messages` (at most [`MESSAGE_QUEUE_DEPTH`]) and `max_message_size` (at most the
-//! configuration's `PAYLOAD`). Each message has a priority in `0..PRIORITY_LEVELS`
+//! `max_messages` (at most the configuration's `QUEUE_DEPTH`, by default
+//! [`crate::MESSAGE_QUEUE_DEPTH`]) and `max_message_size` (at most the configuration's
+//! `PAYLOAD`). Each message has a priority in `0..PRIORITY_LEVELS`
 //! (higher is more urgent). Receive always takes the most urgent message, and among equal
 //! priorities the oldest: every message gets a sequence number when sent and the queue
 //! picks the largest priority, then the smallest sequence.
@@ -154,6 +155,17 @@ impl<
     /// `max_messages` must be in `1..=MESSAGE_QUEUE_DEPTH` and `max_message_size` in
     /// `1..=PAYLOAD` ([`Error::InvalidArgument`]). Fails with [`Error::AlreadyExists`] if
     /// the name is taken.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // Up to 8 messages of at most 64 bytes:
+    /// let queue = ipc.mqueue_create(caller, b"jobs", 8, 64)?;
+    /// # Ok(()) }
+    /// ```
     pub fn mqueue_create(
         &mut self,
         caller: ProcessId,
@@ -185,6 +197,16 @@ impl<
 
     /// Opens existing queue `name`; the handle has TRANSFER, DUPLICATE and, as `mode`
     /// says, READ, WRITE or both. [`Error::NotFound`] if no linked queue has that name.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let jobs = ipc.mqueue_open(caller, b"jobs", QueueOpen::WriteOnly)?;
+    /// # Ok(()) }
+    /// ```
     pub fn mqueue_open(
         &mut self,
         caller: ProcessId,
@@ -202,6 +224,16 @@ impl<
     }
 
     /// Removes the name; the queue lives until its last handle closes.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// ipc.mqueue_unlink(caller, b"jobs")?; // the queue lives on until its last handle closes
+    /// # Ok(()) }
+    /// ```
     pub fn mqueue_unlink(&mut self, caller: ProcessId, name: &[u8]) -> Result<(), Error> {
         self.process(caller)?;
         let key = self.queue_find(&Name::new(name)?).ok_or(Error::NotFound)?;
@@ -213,6 +245,17 @@ impl<
     }
 
     /// The queue's limits and current length (any handle to it).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let attributes = ipc.mqueue_attributes(caller, handle)?;
+    /// let room = attributes.max_messages - attributes.queued;
+    /// # Ok(()) }
+    /// ```
     pub fn mqueue_attributes(
         &self,
         caller: ProcessId,
@@ -229,6 +272,17 @@ impl<
 
     /// Sends `message` with `priority` (`< PRIORITY_LEVELS`). Needs WRITE. A full queue
     /// blocks per `blocking`; on wake-up, retry.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // Priority 9 overtakes everything sent with a lower one:
+    /// let outcome = ipc.mqueue_send(caller, handle, buffer.prefix(8), 9, Blocking::Forever, host)?;
+    /// # Ok(()) }
+    /// ```
     pub fn mqueue_send<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -277,6 +331,18 @@ impl<
     /// Receives the most urgent (then oldest) message into `buffer`, which must hold
     /// `max_message_size` bytes. Needs READ. An empty queue blocks per `blocking`; on
     /// wake-up, retry.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// if let Outcome::Done(message) = ipc.mqueue_receive(caller, handle, buffer, Blocking::NonBlocking, host)? {
+    ///     let (length, priority) = (message.length, message.priority);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn mqueue_receive<H: Host>(
         &mut self,
         caller: ProcessId,

@@ -54,6 +54,16 @@ impl<
     >
 {
     /// Creates a notification with no bits pending (SIGNAL, WAIT, TRANSFER, DUPLICATE).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let events = ipc.notification_create(caller)?;
+    /// # Ok(()) }
+    /// ```
     pub fn notification_create(&mut self, caller: ProcessId) -> Result<Handle, Error> {
         self.reserve_handles(caller, 1)?;
         let (key, notification) = self
@@ -69,6 +79,16 @@ impl<
     }
 
     /// ORs `bits` into the word (needs SIGNAL); a waiter receives all pending bits at once.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// ipc.notification_signal(caller, handle, 0b100, host)?; // sets bit 2
+    /// # Ok(()) }
+    /// ```
     pub fn notification_signal<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -93,6 +113,18 @@ impl<
 
     /// Returns and clears the pending bits (needs WAIT); with none pending, blocks per
     /// `blocking`, completing later with [`Completion::Notified`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// if let Outcome::Done(bits) = ipc.notification_wait(caller, handle, Blocking::Forever, host)? {
+    ///     // `bits` were set (and are now cleared)
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn notification_wait<H: Host>(
         &mut self,
         caller: ProcessId,

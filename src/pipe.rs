@@ -134,6 +134,18 @@ impl<
 {
     /// Creates a pipe and returns `(read handle, write handle)`. The read handle has READ,
     /// the write handle WRITE; both have TRANSFER and DUPLICATE.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let (read, write) = ipc.pipe_create(caller)?;
+    /// let read_end = ipc.handle_grant(caller, read, peer, Rights::READ)?;
+    /// ipc.handle_close(caller, read, host)?;
+    /// # Ok(()) }
+    /// ```
     pub fn pipe_create(&mut self, caller: ProcessId) -> Result<(Handle, Handle), Error> {
         self.reserve_handles(caller, 2)?;
         let (key, pipe) = self.pipes.allocate(caller, L::QUOTAS.objects_per_kind)?;
@@ -147,6 +159,20 @@ impl<
     /// (or an empty buffer). An empty pipe with writers blocks per `blocking`; on wake-up,
     /// retry. A buffer that faults fails with [`Error::BadAddress`], unless a first part
     /// was already delivered: then that part's count is returned (a short read).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// match ipc.pipe_read(caller, handle, buffer, Blocking::Forever, host)? {
+    ///     Outcome::Done(0) => {}      // end of file: no writer left
+    ///     Outcome::Done(n) => {}      // n bytes are in the buffer
+    ///     Outcome::Blocked => {}      // empty: park, retried on Wakeup::Retry
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn pipe_read<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -201,6 +227,19 @@ impl<
     /// pipe (or one without room for an atomic write) blocks per `blocking`; on wake-up,
     /// retry. Data that faults fails with [`Error::BadAddress`], unless a first part was
     /// already taken into the pipe: then that part's count is returned (a short write).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let outcome = ipc.pipe_write(caller, handle, buffer, Blocking::NonBlocking, host);
+    /// if outcome == Err(Error::BrokenPipe) {
+    ///     // no reader left
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn pipe_write<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -257,6 +296,16 @@ impl<
     }
 
     /// Number of bytes buffered in the pipe behind `handle` (any pipe handle).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let waiting_bytes = ipc.pipe_buffered(caller, handle)?;
+    /// # Ok(()) }
+    /// ```
     pub fn pipe_buffered(&self, caller: ProcessId, handle: Handle) -> Result<usize, Error> {
         let key = self.pipe_key(caller, handle, Rights::empty())?;
         Ok(self.pipes.get(key).map_or(0, |p| p.len()))

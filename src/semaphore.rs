@@ -58,6 +58,16 @@ impl<
     >
 {
     /// Creates a semaphore with `initial` units (SIGNAL, WAIT, TRANSFER, DUPLICATE).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let lock = ipc.semaphore_create(caller, 1)?; // a mutex
+    /// # Ok(()) }
+    /// ```
     pub fn semaphore_create(&mut self, caller: ProcessId, initial: u32) -> Result<Handle, Error> {
         self.reserve_handles(caller, 1)?;
         let (key, semaphore) = self
@@ -74,6 +84,19 @@ impl<
 
     /// Takes one unit (needs WAIT); with none available, blocks per `blocking`. The host
     /// resumes a blocked caller on [`Completion::Acquired`] (or `Failed(TimedOut)`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// match ipc.semaphore_wait(caller, handle, Blocking::Forever, host)? {
+    ///     Outcome::Done(()) => {}     // acquired
+    ///     Outcome::Blocked => {}      // park: resumed with Completion::Acquired
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn semaphore_wait<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -92,6 +115,16 @@ impl<
 
     /// Gives one unit back (needs SIGNAL), directly to the longest waiter if there is one.
     /// Fails with [`Error::InvalidArgument`] if the count would overflow.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// ipc.semaphore_post(caller, handle, host)?; // wakes the oldest waiter, if any
+    /// # Ok(()) }
+    /// ```
     pub fn semaphore_post<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -113,6 +146,16 @@ impl<
     }
 
     /// The number of available units (any handle to the semaphore).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let available = ipc.semaphore_count(caller, handle)?;
+    /// # Ok(()) }
+    /// ```
     pub fn semaphore_count(&self, caller: ProcessId, handle: Handle) -> Result<u32, Error> {
         let key = self.semaphore_key(caller, handle, Rights::empty())?;
         Ok(self.semaphores.get(key).map_or(0, |s| s.count))

@@ -111,6 +111,16 @@ impl<
     /// Creates a region of `pages` fresh frames (`1..=REGION_PAGES`). The handle has
     /// READ, WRITE, MAP, TRANSFER, DUPLICATE. Fails with [`Error::OutOfFrames`] (having
     /// returned any frames it took) when the host runs out.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let region = ipc.region_create(caller, 4, host)?; // 4 zeroed pages
+    /// # Ok(()) }
+    /// ```
     pub fn region_create<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -143,6 +153,16 @@ impl<
     }
 
     /// Size in pages of the region behind `handle` (any region handle).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// let pages = ipc.region_pages(caller, handle)?;
+    /// # Ok(()) }
+    /// ```
     pub fn region_pages(&self, caller: ProcessId, handle: Handle) -> Result<usize, Error> {
         let key = self.region_key(caller, handle, Rights::empty())?;
         Ok(self.regions.get(key).map_or(0, |r| r.frames.len()))
@@ -154,6 +174,17 @@ impl<
     /// WRITE for [`Access::ReadWrite`]. Fails with [`Error::AddressInUse`] if the range is
     /// taken (or the host finds no room), [`Error::OutOfMappings`] if the mapping table is
     /// full; nothing stays mapped on failure.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // Where the host picks, read-only:
+    /// let address = ipc.region_map(caller, handle, None, Access::ReadOnly, host)?;
+    /// # Ok(()) }
+    /// ```
     pub fn region_map<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -211,6 +242,16 @@ impl<
     }
 
     /// Removes the caller's region mapping that starts at `address`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// ipc.region_unmap(caller, buffer.address(), host)?;
+    /// # Ok(()) }
+    /// ```
     pub fn region_unmap<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -232,6 +273,17 @@ impl<
     /// and returns its handle (a page loan; see the module documentation). Every page must
     /// be mapped ([`Error::NotMapped`]) and must not belong to a region mapping
     /// ([`Error::InvalidArgument`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// // Move 2 of the caller's pages (zero copies) into a region another process can map:
+    /// let loan = ipc.pages_loan(caller, buffer.address(), 2, host)?;
+    /// # Ok(()) }
+    /// ```
     pub fn pages_loan<H: Host>(
         &mut self,
         caller: ProcessId,

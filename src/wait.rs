@@ -16,6 +16,20 @@
 //! * [`Wakeup::Failed`] — the call ended with this error (deadline passed, peer closed,
 //!   cancelled); return the error to the process.
 //!
+//! The host handles a `Wakeup` the same way whatever the mechanism, without knowing which
+//! call was parked:
+//!
+//! ```text
+//!  op ─► Done(v) ─► return v          op ─► Err(e) ─► return e
+//!  op ─► Blocked ─► parked ─► Wake::wake(p, wakeup)
+//!                                 ├─ Retry        ─► run the same call again
+//!                                 ├─ Completed(c) ─► return c (already in its buffer)
+//!                                 └─ Failed(e)    ─► return e
+//! ```
+//!
+//! (The porting guide, `docs/embedding.md`, draws it in full and lists which calls
+//! complete on the waiter's behalf.)
+//!
 //! Deadlines: a blocking call may carry [`Blocking::Until`]. The host must call
 //! [`crate::Ipc::expire`] when time passes (e.g. from its timer tick, at the latest at
 //! [`crate::Ipc::next_deadline`]); it reports each expired waiter as

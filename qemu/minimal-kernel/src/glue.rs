@@ -206,7 +206,15 @@ fn dispatch(
         number::MAILBOX_CALL => {
             no_handles(host, caller, a5)?;
             let replies = slice(a3, a4)?;
-            let outcome = ipc.mailbox_call(caller, target?, buffer?, &[], replies, Blocking::Forever, host)?;
+            let outcome = ipc.mailbox_call(
+                caller,
+                target?,
+                buffer?,
+                &[],
+                replies,
+                Blocking::Forever,
+                host,
+            )?;
             outcome.map(|received| deliver(frame, received))
         }
         number::MAILBOX_RECEIVE => {
