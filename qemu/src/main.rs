@@ -30,7 +30,9 @@ Options:
   --timeout SECS     kill QEMU after SECS seconds (default 60; 0 = never)
   --append WORDS     more kernel command-line words, e.g. --append \"size_kib=4096\"
   --gdb              start halted, waiting for gdb on localhost:1234 (no timeout)
-  --kvm              use KVM instead of TCG (opt-in; TCG is the default)
+  --kvm              use KVM instead of TCG (opt-in; TCG is the default). Implies
+                     --no-icount; first boots a self-check and, if KVM does not
+                     work here, says why in one line and exits with 2
   --no-icount        do not count instructions (by default QEMU runs with
                      -icount shift=0, so the TSC counts guest instructions)
   --memory MIB       guest memory in MiB (default 256)
@@ -64,7 +66,15 @@ fn main() -> ExitCode {
             }
             "--release" => profile = Profile::Release,
             "--gdb" => options.gdb = true,
-            "--kvm" => options.kvm = true,
+            "--kvm" => {
+                options.kvm = true;
+                // Instruction counting needs TCG.
+                options.icount = false;
+            }
+            "--icount" if options.kvm => {
+                eprintln!("kipc-qemu: --icount needs TCG; it cannot be combined with --kvm");
+                return ExitCode::from(2);
+            }
             "--icount" => options.icount = true,
             "--no-icount" => options.icount = false,
             "--print-command" => print_command = true,
@@ -131,6 +141,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if options.kvm
+        && let Err(reason) = kipc_qemu::kvm_self_check(&artifacts)
+    {
+        eprintln!(
+            "kipc-qemu: KVM does not work on this machine: {reason}. Boot without --kvm (TCG, the default)."
+        );
+        return ExitCode::from(2);
+    }
     if print_command {
         eprintln!(
             "kipc-qemu: {:?}",
