@@ -608,14 +608,26 @@ impl<
             // is alive, it was just found waiting.)
             self.reserve_handles(client, capabilities.len())?;
         }
-        self.ledger.copy_user_to_user(
+        let copied = self.ledger.copy_user_to_user(
             host,
             Mechanism::Mailbox,
             caller,
             payload,
             client,
             buffer.prefix(payload.len()),
-        )?;
+        );
+        if copied.is_err() {
+            if !crate::umem::readable(host, caller, payload) {
+                // The replier's own buffer: it gets the error and keeps the reply
+                // handle to try again; the caller keeps waiting.
+                return Err(Error::BadAddress);
+            }
+            // The caller's reply buffer faulted: its call fails, the reply is spent,
+            // and the replier (which did nothing wrong) succeeds.
+            self.process_mut(caller)?.handles.remove(reply)?;
+            self.finish_wait(client, Wakeup::Failed(Error::BadAddress), host);
+            return Ok(());
+        }
         self.process_mut(caller)?.handles.remove(reply)?;
         let handles = if handles.is_empty() {
             heapless::Vec::new()
@@ -700,10 +712,16 @@ impl<
                 );
                 return Ok(Outcome::Done(()));
             }
+            // A fault in the sender's own payload is the sender's alone: it gets the
+            // error, and the waiting receiver is not woken for nothing.
+            if fits && !crate::umem::readable(host, caller, payload) {
+                return Err(Error::BadAddress);
+            }
             // It cannot take this message directly (buffer too small, handle table too
-            // full, or a fault on either side: the buffered path below tells the sender's
-            // fault from the receiver's). The message gets buffered, and a receiver must
-            // never sleep on a mailbox that holds one: every waiter retries.
+            // full, or its own buffer faulted). The message gets buffered, and a
+            // receiver must never sleep on a mailbox that holds one: every waiter
+            // retries, and the one whose buffer faulted gets `BadAddress` from its own
+            // retried receive.
             self.wake_all(
                 Wakeup::Retry,
                 host,

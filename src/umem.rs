@@ -105,6 +105,32 @@ impl UserSlice {
     }
 }
 
+/// Whether all of `slice` can be read in `process`, probed through `memory` in small
+/// pieces and counted nowhere. Used only after a two-party copy failed, to tell whose
+/// buffer faulted (the copy itself cannot say), so that party alone gets the error.
+pub(crate) fn readable<M: crate::host::UserMemory + ?Sized>(
+    memory: &mut M,
+    process: crate::host::ProcessId,
+    slice: UserSlice,
+) -> bool {
+    let mut piece = [0u8; 64];
+    let mut done = 0;
+    while done < slice.len() {
+        let length = piece.len().min(slice.len() - done);
+        let Some(part) = slice.subslice(done, length) else {
+            return false;
+        };
+        if memory
+            .copy_from_user(process, part, &mut piece[..length])
+            .is_err()
+        {
+            return false;
+        }
+        done += length;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

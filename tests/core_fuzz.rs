@@ -1445,6 +1445,9 @@ impl Fuzz {
             let destination = self.machine.slice(at, room).prefix(length);
             if fits && source_valid && self.valid(receiver, destination, true) {
                 direct = Some((receiver, at));
+            } else if fits && !source_valid {
+                // The sender's own buffer faulted: it alone gets the error, and the
+                // waiting receiver is not woken for nothing.
             } else {
                 // Every waiting receiver retries, oldest first; the message is buffered.
                 let mut parked: Vec<(u64, ProcessId)> = self
