@@ -40,9 +40,25 @@ pub(crate) struct Process<const HANDLES: usize> {
     pub(crate) live: bool,
     pub(crate) handles: HandleTable<Capability, HANDLES>,
     pub(crate) wait: Option<WaitRecord>,
+    /// A blocking pipe or FIFO write under way (some bytes moved, the rest waiting
+    /// for room): how far it got, so the retried call goes on from there.
+    pub(crate) writing: Option<WriteProgress>,
     /// Handles it has in flight, against its quota (objects, mappings, region frames and
     /// buffered messages are counted from the tables themselves).
     pub(crate) held: Held,
+}
+
+/// How far a blocking pipe write has got (see `Ipc::pipe_write`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WriteProgress {
+    /// The pipe.
+    pub(crate) pipe: crate::object::Key,
+    /// The caller's data, as passed: a retry with other data is another write.
+    pub(crate) data: UserSlice,
+    /// Bytes already in the pipe.
+    pub(crate) done: usize,
+    /// The wait was cancelled: the retried call returns `done` at once.
+    pub(crate) stop: bool,
 }
 
 /// A process's use of the quotas kept as counters (see [`crate::Quotas`]): the handles
@@ -235,6 +251,7 @@ impl<
                     live: false,
                     handles: HandleTable::new(),
                     wait: None,
+                    writing: None,
                     held: Held::NONE,
                 }
             }; PROCESSES],
@@ -298,6 +315,7 @@ impl<
                     live: false,
                     handles: HandleTable::new(),
                     wait: None,
+                    writing: None,
                     held: Held::NONE,
                 });
             }
@@ -341,6 +359,7 @@ impl<
         process.generation = process.generation.wrapping_add(1);
         process.live = true;
         process.wait = None;
+        process.writing = None;
         process.held = Held::NONE;
         let id = ProcessId::new(slot, process.generation);
         // A dead slot waits for nothing (`process_exit` dropped it); to be safe.
@@ -400,9 +419,11 @@ impl<
         Ok(())
     }
 
-    /// Cancels the recorded wait of `process`, if any (e.g. to deliver a signal). Returns
-    /// whether there was one. No wake-up is reported: the host decides what the cancelled
-    /// call returns (typically [`Error::Cancelled`]).
+    /// Cancels the recorded wait of `process`, if any (e.g. to deliver a signal), and
+    /// returns how to resume it, like any other [`Wakeup`] (nothing is reported through
+    /// [`Wake`]): `None` if it was not waiting; `Failed(Cancelled)` normally;
+    /// `Retry` for a pipe or FIFO write that had already moved bytes, whose retried call
+    /// returns that count (a short write, as POSIX reports an interrupted one).
     ///
     /// # Example
     ///
@@ -410,16 +431,27 @@ impl<
     /// # use kipc::*;
     /// # #[allow(unused)]
     /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
-    /// // Interrupt a parked call, e.g. to deliver a signal; it resumes with `Cancelled`.
-    /// let was_waiting = ipc.cancel_wait(caller)?;
+    /// // Interrupt a parked call, e.g. to deliver a signal:
+    /// if let Some(wakeup) = ipc.cancel_wait(caller)? {
+    ///     // resume `caller` as `wakeup` says, as for any Wake::wake
+    /// }
     /// # Ok(()) }
     /// ```
-    pub fn cancel_wait(&mut self, process: ProcessId) -> Result<bool, Error> {
-        let waited = self.process_mut(process)?.wait.take().is_some();
-        if waited {
-            self.forget_waiting(process.slot() as u16);
+    pub fn cancel_wait(&mut self, process: ProcessId) -> Result<Option<Wakeup>, Error> {
+        let state = self.process_mut(process)?;
+        if state.wait.take().is_none() {
+            return Ok(None);
         }
-        Ok(waited)
+        let wakeup = match state.writing.as_mut() {
+            // A write that already moved bytes is not failed: retried, it returns them.
+            Some(progress) if progress.done > 0 => {
+                progress.stop = true;
+                Wakeup::Retry
+            }
+            _ => Wakeup::Failed(Error::Cancelled),
+        };
+        self.forget_waiting(process.slot() as u16);
+        Ok(Some(wakeup))
     }
 
     /// Whether `process` is recorded as waiting.
@@ -468,10 +500,16 @@ impl<
                 && deadline <= now
             {
                 process.wait = None;
+                // A write that already moved bytes is not failed: retried past its
+                // deadline, it returns the count.
+                let wakeup = match process.writing {
+                    Some(progress) if progress.done > 0 => Wakeup::Retry,
+                    _ => Wakeup::Failed(Error::TimedOut),
+                };
                 let id = ProcessId::new(slot, process.generation);
                 self.forget_waiting(slot as u16);
                 expired += 1;
-                wake.wake(id, Wakeup::Failed(Error::TimedOut));
+                wake.wake(id, wakeup);
             }
         }
         expired
@@ -1218,8 +1256,11 @@ mod tests {
                 .unwrap()
                 .is_blocked()
         );
-        assert!(ipc.cancel_wait(a).unwrap());
-        assert!(!ipc.cancel_wait(a).unwrap());
+        assert_eq!(
+            ipc.cancel_wait(a).unwrap(),
+            Some(Wakeup::Failed(Error::Cancelled))
+        );
+        assert_eq!(ipc.cancel_wait(a).unwrap(), None);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::accounting::Mechanism;
 use crate::error::Error;
 use crate::handle::Handle;
 use crate::host::{Host, ProcessId};
-use crate::kernel::Ipc;
+use crate::kernel::{Ipc, WriteProgress};
 use crate::object::{Capability, Key, Object, ObjectKind, ObjectRef};
 use crate::rights::Rights;
 use crate::umem::UserSlice;
@@ -222,11 +222,14 @@ impl<
         Ok(Outcome::Done(count))
     }
 
-    /// Writes `data`. Needs WRITE. Returns the count written (short only for writes above
-    /// [`crate::Limits::PIPE_ATOMIC`] bytes). Fails with [`Error::BrokenPipe`] without readers. A full
-    /// pipe (or one without room for an atomic write) blocks per `blocking`; on wake-up,
-    /// retry. Data that faults fails with [`Error::BadAddress`], unless a first part was
-    /// already taken into the pipe: then that part's count is returned (a short write).
+    /// Writes `data`. Needs WRITE. A blocking write returns all of `data.len()` (POSIX):
+    /// it moves what fits, waits for room (`Outcome::Blocked`), and the call retried on
+    /// `Wakeup::Retry` with the same `data` goes on where it stopped. A non-blocking write
+    /// returns what fitted; writes up to [`crate::Limits::PIPE_ATOMIC`] bytes are all or
+    /// nothing. A write that has moved bytes returns their count when it cannot go on
+    /// (deadline passed, wait cancelled, last reader gone, its data faulted); with none
+    /// moved, those end in `TimedOut`, `Cancelled`, [`Error::BrokenPipe`] or
+    /// [`Error::BadAddress`]. Zero bytes: `Done(0)`, reader or not.
     ///
     /// # Example
     ///
@@ -249,34 +252,61 @@ impl<
         host: &mut H,
     ) -> Result<Outcome<usize>, Error> {
         let key = self.pipe_key(caller, handle, Rights::WRITE)?;
-        let pipe = self.pipes.get_mut(key).ok_or(Error::BrokenPipe)?;
-        if pipe.readers == 0 {
-            return Err(Error::BrokenPipe);
-        }
+        // Zero bytes: 0, reader or not (as Linux does).
         if data.is_empty() {
             return Ok(Outcome::Done(0));
         }
+        // A blocking write that already moved part of `data` goes on from there.
+        let progress = self.process_mut(caller)?.writing.take();
+        let (done, stop) = match progress {
+            Some(p) if p.pipe == key && p.data == data => (p.done, p.stop),
+            _ => (0, false),
+        };
+        let pipe = self.pipes.get_mut(key).ok_or(Error::BrokenPipe)?;
+        if pipe.readers == 0 {
+            // The bytes already written stay reported; only a write that moved none
+            // learns the pipe is broken.
+            return if done > 0 {
+                Ok(Outcome::Done(done))
+            } else {
+                Err(Error::BrokenPipe)
+            };
+        }
+        if stop {
+            return Ok(Outcome::Done(done));
+        }
+        let rest = data
+            .subslice(done, data.len() - done)
+            .ok_or(Error::BadAddress)?;
         let minimum = if data.len() <= atomic_limit(L::PIPE_ATOMIC, PIPE_CAPACITY) {
-            data.len()
+            rest.len()
         } else {
             1
         };
         if pipe.space() < minimum {
-            return self.block(caller, WaitOn::PipeWrite(key), blocking, host);
+            return self.write_waits(caller, key, data, done, blocking, host);
         }
-        let mut count = pipe.space().min(data.len());
+        let mut count = pipe.space().min(rest.len());
         let (first, second) = Pipe::<PIPE_CAPACITY>::runs(pipe.written, count);
         let mechanism = pipe.mechanism;
         let split = first.len();
-        self.ledger.copy_in(
+        if let Err(error) = self.ledger.copy_in(
             host,
             caller,
             mechanism,
-            data.prefix(split),
+            rest.prefix(split),
             &mut pipe.ring[first],
-        )?;
+        ) {
+            // Bytes moved before the fault are reported, not lost (a short write).
+            return if done > 0 {
+                Ok(Outcome::Done(done))
+            } else {
+                Err(error)
+            };
+        }
+        let mut faulted = false;
         if !second.is_empty() {
-            let rest = data
+            let tail = rest
                 .subslice(split, second.len())
                 .ok_or(Error::BadAddress)?;
             // The first run is in the ring and counted: a fault in the second makes this a
@@ -284,15 +314,50 @@ impl<
             // fault), so the ledger never counts bytes the pipe does not hold.
             if self
                 .ledger
-                .copy_in(host, caller, mechanism, rest, &mut pipe.ring[second])
+                .copy_in(host, caller, mechanism, tail, &mut pipe.ring[second])
                 .is_err()
             {
                 count = split;
+                faulted = true;
             }
         }
         pipe.written = pipe.written.wrapping_add(count);
         self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeRead(key));
-        Ok(Outcome::Done(count))
+        let total = done + count;
+        if total < data.len() && !faulted && blocking != Blocking::NonBlocking {
+            // POSIX: a blocking write returns only when all of it is in the pipe.
+            return self.write_waits(caller, key, data, total, blocking, host);
+        }
+        Ok(Outcome::Done(total))
+    }
+
+    /// A write that must wait for room, `done` of its bytes already in the pipe: it
+    /// waits (remembering how far it got), or, if it may not wait, returns what it
+    /// moved (`WouldBlock` / `TimedOut` only when that is nothing).
+    fn write_waits<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        key: Key,
+        data: UserSlice,
+        done: usize,
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Result<Outcome<usize>, Error> {
+        match self.block(caller, WaitOn::PipeWrite(key), blocking, host) {
+            Ok(Outcome::Blocked) => {
+                if done > 0 {
+                    self.process_mut(caller)?.writing = Some(WriteProgress {
+                        pipe: key,
+                        data,
+                        done,
+                        stop: false,
+                    });
+                }
+                Ok(Outcome::Blocked)
+            }
+            Err(Error::WouldBlock | Error::TimedOut) if done > 0 => Ok(Outcome::Done(done)),
+            other => other,
+        }
     }
 
     /// Number of bytes buffered in the pipe behind `handle` (any pipe handle).
