@@ -273,3 +273,16 @@ fn a_server_answers_and_waits_in_one_reply_receive_call() {
         ],
     );
 }
+
+#[test]
+fn loaned_file_pages_cannot_change_the_file() {
+    let report = expect_pass("file-loan");
+    expect_lines(
+        &report,
+        &[
+            "shm-peer: read-only mapping at",
+            "init: file-loan: 3 file pages loaned on read-only; a borrower's write was refused (PermissionDenied) then killed it, another exited holding its mapping; the file's checksum never changed",
+            "kernel: no leaks",
+        ],
+    );
+}

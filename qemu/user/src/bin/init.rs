@@ -28,6 +28,7 @@ const TESTS: &[&str] = &[
     "handle-exhaustion",
     "reply-receive",
     "quotas",
+    "file-loan",
 ];
 
 fn main(start: kipc_user::Start) -> u32 {
@@ -55,6 +56,7 @@ fn main(start: kipc_user::Start) -> u32 {
         "handle-exhaustion" => handle_exhaustion(),
         "reply-receive" => reply_receive(),
         "quotas" => quotas(),
+        "file-loan" => file_loan(),
         other => {
             let mut list = kipc_user::Line::new();
             for (index, test) in TESTS.iter().enumerate() {
@@ -485,6 +487,53 @@ fn text(arguments: core::fmt::Arguments) -> Text {
     let mut line = Line::new();
     let _ = core::fmt::Write::write_fmt(&mut line, arguments);
     Text(line)
+}
+
+/// A file's pages, lent to this process and loaned on to others: nobody they
+/// reach can change the file, and borrowers dying mid-loan leave it intact.
+fn file_loan() -> u32 {
+    const PAGES: usize = 3;
+    let size = (PAGES * 4096) as u64;
+    let generated = kipc_user::file::generate("loaned", size, 7).expect("generate");
+    let file = kipc_user::file::open("loaned", 0).expect("open");
+    check!(file.checksum() == Ok(generated), "checksum after generate");
+    let address = file.lend(0, PAGES).expect("lend");
+    // SAFETY: `lend` mapped PAGES pages read-only at `address`.
+    let first = unsafe { (address as *const u64).read_volatile() };
+    let loan = ipc::pages_loan(address, PAGES).expect("loan the lent pages on");
+    let (_, rights, _) = ipc::info(loan).expect("info");
+    check!(
+        !rights.contains(Rights::WRITE),
+        "a loan of read-only file pages carries WRITE: {rights:?}"
+    );
+    // A borrower that tries to write is refused a writable mapping, then killed
+    // by its write through the read-only one, mid-loan.
+    let argument = text(format_args!("read-only {first}"));
+    let writer = launch("shm-peer", argument.as_str(), &[loan]);
+    expect_exit(
+        writer,
+        kipc_abi::EXIT_KILLED,
+        "shm-peer read-only on file pages",
+    );
+    // A borrower that exits still holding its mapping.
+    let argument = text(format_args!("hold {first}"));
+    let holder = launch("shm-peer", argument.as_str(), &[loan]);
+    expect_exit(holder, 0, "shm-peer hold");
+    check!(
+        file.checksum() == Ok(generated),
+        "the file changed while its pages were on loan"
+    );
+    close(loan);
+    check!(
+        file.checksum() == Ok(generated),
+        "the file changed when the loan ended"
+    );
+    file.close().expect("close");
+    kipc_user::file::unlink("loaned").expect("unlink");
+    println!(
+        "init: file-loan: {PAGES} file pages loaned on read-only; a borrower's write was refused (PermissionDenied) then killed it, another exited holding its mapping; the file's checksum never changed"
+    );
+    0
 }
 
 /// A hog takes everything its quotas allow; a process started after it still

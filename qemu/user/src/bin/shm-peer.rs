@@ -36,6 +36,7 @@ fn main(start: kipc_user::Start) -> u32 {
         ),
         ("read-only", &[region]) => read_only(Handle(region), number),
         ("borrower", &[mailbox]) => borrower(Handle(mailbox)),
+        ("hold", &[region]) => hold(Handle(region), number),
         (other, handles) => {
             println!(
                 "shm-peer: unknown role {other:?} with {} handles",
@@ -93,6 +94,19 @@ fn read_only(region: Handle, expected: u64) -> u32 {
     // read-only, so this raw write faults and the kernel kills this process.
     unsafe { (address as *mut u64).write_volatile(0xbad) };
     println!("shm-peer: wrote through a read-only mapping!");
+    0
+}
+
+/// Maps `region` read-only, checks word 0, and exits while still holding the
+/// mapping (the kernel must undo it, and the region's owner loses nothing).
+fn hold(region: Handle, expected: u64) -> u32 {
+    let shared = Shared::map(region, Access::ReadOnly).expect("map read-only");
+    let value = shared.word(0);
+    check!(value == expected, "the held mapping sees {value}");
+    println!(
+        "shm-peer: holding a read-only mapping at {:#x} as it exits",
+        shared.address()
+    );
     0
 }
 
