@@ -24,9 +24,13 @@ use core::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Error {
     // ----- recoverable -----
-    /// A non-blocking operation could not proceed now (queue empty or full, no reader yet).
+    /// A non-blocking operation could not proceed now: a pipe, queue or mailbox is empty
+    /// (receive) or full (send; a mailbox is also full for a sender that has its quota of
+    /// messages waiting in it, see [`crate::Quotas::buffered_messages`]), or a semaphore
+    /// or notification has nothing to take.
     WouldBlock,
-    /// A bounded name registry (FIFOs, message queues) has no free entry.
+    /// The FIFO name registry has no free entry (`fifo_create`, POSIX `ENOSPC`). Message
+    /// queues are objects and report [`Error::OutOfObjects`] instead.
     Full,
     /// The other side of the conversation is gone: no receiver is left on a mailbox, the
     /// reply capability was dropped, or the caller waiting for a reply stopped waiting.
@@ -59,7 +63,8 @@ pub enum Error {
     // ----- exhaustion -----
     /// The calling process's handle table is full.
     OutOfHandles,
-    /// The kernel's table for this kind of object is full.
+    /// The kernel's table for this kind of object is full (any create, a FIFO open that
+    /// needs a new pipe, a page loan that needs a region).
     OutOfObjects,
     /// The host's frame allocator has no free physical frame.
     OutOfFrames,
