@@ -115,3 +115,32 @@ fn a_hog_at_every_quota_cannot_starve_a_process_started_after_it() {
         assert!(serial.contains(line), "missing {line:?}:\n{serial}");
     }
 }
+
+#[test]
+fn running_out_of_physical_frames_is_an_error_that_leaks_nothing() {
+    // 40 MiB: the debug boot archive and kernel leave about 2,800 frames.
+    let mut options = common::options("out-of-frames", &[], Duration::from_secs(60));
+    options.memory_mib = 40;
+    let report = common::expect_pass_with(Profile::Debug, &options);
+    for line in [
+        "a 64-page region failed with OutOfFrames and took none; after",
+        "ballast files went, it worked",
+        "kernel: no leaks",
+    ] {
+        assert!(
+            report.serial.contains(line),
+            "missing {line:?}:\n{}",
+            report.serial
+        );
+    }
+}
+
+#[test]
+fn too_little_guest_memory_is_refused_with_a_clear_message() {
+    let artifacts = common::artifacts(Profile::Debug);
+    let mut options = common::options("boot", &[], Duration::from_secs(10));
+    options.memory_mib = 8;
+    let error =
+        kipc_qemu::run(artifacts, &options).expect_err("8 MiB cannot hold the boot archive");
+    assert!(error.to_string().contains("use --memory"), "{error}");
+}

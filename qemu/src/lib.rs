@@ -86,6 +86,9 @@ pub enum Error {
     },
     /// An I/O error while starting or talking to a child process.
     Io(String, io::Error),
+    /// The guest memory asked for cannot hold the kernel and the boot archive (QEMU
+    /// would start a guest that never prints anything).
+    TooLittleMemory(String),
 }
 
 impl fmt::Display for Error {
@@ -94,6 +97,7 @@ impl fmt::Display for Error {
             Error::MissingTarget(message) | Error::MissingQemu(message) => write!(out, "{message}"),
             Error::Build { what, output } => write!(out, "building {what} failed:\n{output}"),
             Error::Io(context, error) => write!(out, "{context}: {error}"),
+            Error::TooLittleMemory(message) => write!(out, "{message}"),
         }
     }
 }
@@ -596,9 +600,38 @@ pub fn kvm_failure_reason(report: &RunReport) -> String {
     }
 }
 
+/// The least guest memory, in MiB, that holds `artifacts`: QEMU places the boot archive
+/// at the top of RAM and the kernel image (with its .bss, which the file does not hold)
+/// from 1 MiB, so both plus room for the kernel's tables must fit.
+pub fn minimum_memory_mib(artifacts: &Artifacts) -> Result<u64, Error> {
+    let size = |path: &Path| {
+        std::fs::metadata(path)
+            .map(|metadata| metadata.len())
+            .map_err(|error| Error::Io(format!("reading {}", path.display()), error))
+    };
+    // The demo kernel's image with its .bss ends below 6 MiB (its banner says where).
+    const KERNEL_END_MIB: u64 = 6;
+    const HEADROOM_MIB: u64 = 2; // page tables, stacks, the first processes
+    Ok(KERNEL_END_MIB + size(&artifacts.initrd)?.div_ceil(1 << 20) + HEADROOM_MIB)
+}
+
+fn check_memory(artifacts: &Artifacts, memory_mib: u64) -> Result<(), Error> {
+    let minimum = minimum_memory_mib(artifacts)?;
+    if memory_mib < minimum {
+        return Err(Error::TooLittleMemory(format!(
+            "{memory_mib} MiB of guest memory cannot hold the kernel and the {} MiB boot archive; use --memory {minimum} or more",
+            std::fs::metadata(&artifacts.initrd)
+                .map_or(0, |m| m.len())
+                .div_ceil(1 << 20)
+        )));
+    }
+    Ok(())
+}
+
 /// Boots the kernel once and judges the outcome.
 pub fn run(artifacts: &Artifacts, options: &RunOptions) -> Result<RunReport, Error> {
     prepare_machine()?;
+    check_memory(artifacts, u64::from(options.memory_mib))?;
     let _slot = take_slot();
     let started = Instant::now();
     let mut child = qemu_command(artifacts, options)

@@ -7,10 +7,10 @@
 //! documented error, the data it got before the kill is intact and not
 //! duplicated, and resource usage returns to the baseline afterwards.
 //!
-//! Out of frames is not reachable through system calls: regions are capped
-//! at 64 pages and the object table at 16 regions (4 MiB, against some
-//! 230 MiB of free frames); the kipc host tests cover `OutOfFrames` with a
-//! frame allocator that runs dry.
+//! Out of frames is not reached here (regions are capped at 64 pages and a
+//! process's quota at 8 regions, against some 230 MiB of free frames): init's
+//! `out-of-frames` test reaches it by booting with 40 MiB and filling memory
+//! with files.
 
 #![no_std]
 #![no_main]
@@ -405,9 +405,7 @@ fn exhaustion(baseline: &kipc_abi::ResourceUsage) {
     println!(
         "chaos: exhaustion: queue full -> WouldBlock, pipe full at {written} bytes -> WouldBlock; both work again after a receive/read"
     );
-    println!(
-        "chaos: exhaustion: out of frames not reachable through system calls (see the module comment)"
-    );
+    println!("chaos: exhaustion: out of frames is init's out-of-frames test (a 40 MiB boot)");
 }
 
 // ------------------------------------------------------------------ children

@@ -29,6 +29,7 @@ const TESTS: &[&str] = &[
     "reply-receive",
     "quotas",
     "file-loan",
+    "out-of-frames",
 ];
 
 fn main(start: kipc_user::Start) -> u32 {
@@ -57,6 +58,7 @@ fn main(start: kipc_user::Start) -> u32 {
         "reply-receive" => reply_receive(),
         "quotas" => quotas(),
         "file-loan" => file_loan(),
+        "out-of-frames" => out_of_frames(),
         other => {
             let mut list = kipc_user::Line::new();
             for (index, test) in TESTS.iter().enumerate() {
@@ -487,6 +489,46 @@ fn text(arguments: core::fmt::Arguments) -> Text {
     let mut line = Line::new();
     let _ = core::fmt::Write::write_fmt(&mut line, arguments);
     Text(line)
+}
+
+/// Physical memory runs out (boot with little memory): a region that needs
+/// more frames than are left fails with OutOfFrames and takes none; once
+/// files give their frames back, the same call works.
+fn out_of_frames() -> u32 {
+    const REGION: usize = 64;
+    let free = || kipc_user::resource_usage().expect("usage").free_frames;
+    // Ballast: files that leave fewer free frames than the region needs.
+    let mut files = 0;
+    while free() > REGION as u64 / 2 && files < 6 {
+        let pages = (free() - REGION as u64 / 2).min(2048);
+        let name = text(format_args!("ballast-{files}"));
+        match kipc_user::file::generate(name.as_str(), pages * 4096, files) {
+            Ok(_) => files += 1,
+            Err(error) if error == ErrorCode::OutOfFrames => break,
+            Err(error) => check!(false, "generate ballast: {error:?}"),
+        }
+    }
+    let before = free();
+    check!(
+        before < REGION as u64,
+        "still {before} frames free after {files} ballast files: boot with less memory"
+    );
+    let result = ipc::region_create(REGION);
+    check!(
+        failed_with(&result, ErrorCode::OutOfFrames),
+        "a {REGION}-page region with {before} frames free gave {result:?}"
+    );
+    check!(free() == before, "the failed region kept frames");
+    for index in 0..files {
+        let name = text(format_args!("ballast-{index}"));
+        kipc_user::file::unlink(name.as_str()).expect("unlink ballast");
+    }
+    let region = ipc::region_create(REGION).expect("a region once frames are back");
+    close(region);
+    println!(
+        "init: out-of-frames: with {before} frames free a {REGION}-page region failed with OutOfFrames and took none; after {files} ballast files went, it worked"
+    );
+    0
 }
 
 /// A file's pages, lent to this process and loaned on to others: nobody they
