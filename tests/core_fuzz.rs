@@ -1988,6 +1988,21 @@ impl Fuzz {
             .map(|c| c.total_bytes())
             .sum();
         prop_assert!(per_process <= self.moved);
+        // Independently of every length kipc reports: the bytes it counted as delivered
+        // to user memory are exactly the bytes the machine saw written there.
+        let ledger = self.ipc.ledger().global();
+        let delivered: u64 = Mechanism::ALL
+            .iter()
+            .map(|&m| {
+                ledger.copies(m, Direction::KernelToUser).bytes
+                    + ledger.copies(m, Direction::UserToUser).bytes
+            })
+            .sum();
+        prop_assert_eq!(
+            delivered,
+            self.machine.bytes_written_to_users,
+            "ledger vs machine"
+        );
         // Live handles are exactly the model's, and each names what the model says.
         for process in &processes {
             prop_assert_eq!(self.ipc.is_waiting(process.pid), process.parked.is_some());

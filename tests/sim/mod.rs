@@ -30,6 +30,9 @@ pub struct Machine {
     pub now: u64,
     pub wakes: Vec<(ProcessId, Wakeup)>,
     pub flushes: usize,
+    /// Bytes kipc actually wrote into user memory through the `UserMemory` trait,
+    /// counted here, independently of any length kipc reports.
+    pub bytes_written_to_users: u64,
 }
 
 impl Machine {
@@ -41,6 +44,7 @@ impl Machine {
             now: 0,
             wakes: Vec::new(),
             flushes: 0,
+            bytes_written_to_users: 0,
         }
     }
 
@@ -194,7 +198,9 @@ impl UserMemory for Machine {
         destination: UserSlice,
         source: &[u8],
     ) -> Result<(), Fault> {
-        self.write(process, destination.address(), source)
+        self.write(process, destination.address(), source)?;
+        self.bytes_written_to_users += source.len() as u64;
+        Ok(())
     }
 
     fn copy_user_to_user(
@@ -213,7 +219,9 @@ impl UserMemory for Machine {
             |_, _, _, _| {},
         )?;
         let bytes = self.read(from, source.address(), source.len())?;
-        self.write(to, destination.address(), &bytes)
+        self.write(to, destination.address(), &bytes)?;
+        self.bytes_written_to_users += bytes.len() as u64;
+        Ok(())
     }
 }
 
