@@ -750,6 +750,11 @@ impl<
             .filter(|m| m.count < quota || m.sent_by(caller) < quota)
             .and_then(|m| m.back_mut())
         else {
+            // Full: before waiting for room, a message that could never be sent fails
+            // now (a bad buffer must not park its sender, perhaps for ever).
+            if blocking != Blocking::NonBlocking && !crate::umem::readable(host, caller, payload) {
+                return Err(Error::BadAddress);
+            }
             return self.block_out_of_line(caller, WaitOn::MailboxSend(key), blocking, host);
         };
         self.ledger.copy_in(

@@ -284,6 +284,13 @@ impl<
             1
         };
         if pipe.space() < minimum {
+            // Full: data that could never be written fails now instead of waiting.
+            if done == 0
+                && blocking != Blocking::NonBlocking
+                && !crate::umem::readable(host, caller, data)
+            {
+                return Err(Error::BadAddress);
+            }
             return self.write_waits(caller, key, data, done, blocking, host);
         }
         let mut count = pipe.space().min(rest.len());

@@ -144,6 +144,20 @@ fn harness_times_out_a_hung_kernel() {
 }
 
 #[test]
+fn a_deadlock_among_processes_is_reported_not_a_silent_hang() {
+    let report = boot("self-deadlock");
+    assert!(!report.timed_out, "the kernel idled until the timeout");
+    let serial = report.serial.clone();
+    for line in [
+        "kernel: deadlock: every process waits and nothing can wake one:",
+        "kernel:   process 0 (init) BlockedIpc, in system call 36",
+    ] {
+        assert!(serial.contains(line), "missing {line:?}:\n{serial}");
+    }
+    expect_failure(report, &["FAIL self-deadlock: deadlock"]);
+}
+
+#[test]
 fn harness_requires_the_pass_line_not_just_the_exit_code() {
     let report = boot("fault-no-verdict");
     assert_eq!(report.exit_status, Some(kipc_qemu::EXIT_SUCCESS));

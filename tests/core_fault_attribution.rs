@@ -405,3 +405,35 @@ fn a_loan_of_unmapped_pages_moves_nothing() {
     assert_eq!(w.machine.mapped_pages(lender), mapped);
     assert_eq!(w.ipc.usage().regions, 0);
 }
+
+#[test]
+fn a_send_from_a_bad_buffer_to_a_full_mailbox_fails_at_once_instead_of_waiting() {
+    let mut w = World::new();
+    let receiver = w.spawn();
+    let sender = w.spawn();
+    let mailbox = w.ipc.mailbox_create(receiver).unwrap();
+    let send = w
+        .ipc
+        .handle_grant(receiver, mailbox, sender, Rights::WRITE)
+        .unwrap();
+    // Fill the sender's share of the mailbox (its quota: 4 messages).
+    let payload = w.good(0, 4);
+    while let Ok(Outcome::Done(())) = w.ipc.mailbox_send(
+        sender,
+        send,
+        payload,
+        &[],
+        Blocking::NonBlocking,
+        &mut w.machine,
+    ) {}
+    let bad = w.bad(4);
+    assert_eq!(
+        w.ipc
+            .mailbox_send(sender, send, bad, &[], Blocking::Forever, &mut w.machine),
+        Err(Error::BadAddress)
+    );
+    assert!(
+        !w.ipc.is_waiting(sender),
+        "a send that can never succeed was parked"
+    );
+}

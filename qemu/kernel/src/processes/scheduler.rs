@@ -147,6 +147,34 @@ pub fn save_current(processes: &mut Processes, frame: *mut TrapFrame) {
 /// Whether the scheduler runs (set once the root process starts).
 static RUNNING: AtomicBool = AtomicBool::new(false);
 
+/// Idle with nothing ready: if no process sleeps and no kipc wait has a
+/// deadline, nothing can ever wake anyone (ticks only wake sleepers and expire
+/// deadlines). That is a deadlock among the processes: report every process
+/// and its state, and fail the run instead of idling forever.
+fn report_deadlock(processes: &Processes, deadline_pending: bool) {
+    let live = processes.table.iter().flatten();
+    let sleeper = live
+        .clone()
+        .any(|process| matches!(process.state, State::Sleeping(_)));
+    if deadline_pending || sleeper || live.clone().next().is_none() {
+        return;
+    }
+    kipc_arch::println!("kernel: deadlock: every process waits and nothing can wake one:");
+    for process in live {
+        // SAFETY: a parked process's frame sits untouched at the top of its stack.
+        let number = unsafe { (*process.frame).rax };
+        kipc_arch::println!(
+            "kernel:   process {} ({}) {:?}, in system call {number}",
+            process.id.slot(),
+            process.name,
+            process.state
+        );
+    }
+    kipc_arch::verdict::fail(format_args!(
+        "deadlock: every process waits and nothing can wake one"
+    ));
+}
+
 /// Turns preemption and wake-ups on the timer tick on (once the first
 /// process exists).
 pub fn start() {
@@ -178,6 +206,9 @@ pub fn on_tick(frame: *mut TrapFrame) -> *mut TrapFrame {
     if ipc.next_deadline().is_some_and(|deadline| deadline <= now) {
         let mut host = KernelHost { processes };
         ipc.expire(now, &mut host);
+    }
+    if processes.current.is_none() && processes.ready.is_empty() {
+        report_deadlock(processes, ipc.next_deadline().is_some());
     }
     if !from_user && processes.current.is_some() {
         // A kernel-mode interrupt while a process is current cannot happen

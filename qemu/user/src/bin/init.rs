@@ -30,6 +30,7 @@ const TESTS: &[&str] = &[
     "quotas",
     "file-loan",
     "out-of-frames",
+    "self-deadlock",
 ];
 
 fn main(start: kipc_user::Start) -> u32 {
@@ -59,6 +60,7 @@ fn main(start: kipc_user::Start) -> u32 {
         "quotas" => quotas(),
         "file-loan" => file_loan(),
         "out-of-frames" => out_of_frames(),
+        "self-deadlock" => self_deadlock(),
         other => {
             let mut list = kipc_user::Line::new();
             for (index, test) in TESTS.iter().enumerate() {
@@ -489,6 +491,16 @@ fn text(arguments: core::fmt::Arguments) -> Text {
     let mut line = Line::new();
     let _ = core::fmt::Write::write_fmt(&mut line, arguments);
     Text(line)
+}
+
+/// MUST FAIL: init calls a mailbox only it can receive from, and waits for a
+/// reply that can never come. The kernel must report the deadlock, not idle.
+fn self_deadlock() -> u32 {
+    let mailbox = ipc::mailbox_create().expect("mailbox");
+    let mut reply = [0u8; 8];
+    let result = ipc::call_mailbox(mailbox, b"anyone?", &[], &mut reply);
+    println!("init: self-deadlock: the call returned {result:?}");
+    1
 }
 
 /// Physical memory runs out (boot with little memory): a region that needs
