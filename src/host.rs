@@ -215,7 +215,19 @@ pub trait AddressSpace {
             }
         }
         for index in 0..frames.len() {
-            let _ = self.unmap_page(process, page_address(address, index));
+            if let Err(error) = self.unmap_page(process, page_address(address, index)) {
+                // A page `translate` reported could not be unmapped: put back what was
+                // taken, so the call stays all or nothing.
+                for undo in 0..index {
+                    let _ = self.map_page(
+                        process,
+                        page_address(address, undo),
+                        frames[undo],
+                        narrowest,
+                    );
+                }
+                return Err(error);
+            }
         }
         Ok(narrowest)
     }

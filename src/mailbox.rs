@@ -623,8 +623,16 @@ impl<
                 return Err(Error::BadAddress);
             }
             // The caller's reply buffer faulted: its call fails, the reply is spent,
-            // and the replier (which did nothing wrong) succeeds.
+            // and the replier (which did nothing wrong) succeeds. The handles it sent
+            // are gone from it, as on any successful reply, and released: the caller
+            // that would have received them never will.
             self.process_mut(caller)?.handles.remove(reply)?;
+            if !handles.is_empty() {
+                self.take_transfers(caller, handles);
+                for capability in capabilities {
+                    self.release(capability, host);
+                }
+            }
             self.finish_wait(client, Wakeup::Failed(Error::BadAddress), host);
             return Ok(());
         }

@@ -30,7 +30,7 @@
 //! the `unsafe trait` [`PageTables`] and by kipc's own frame ownership; it is the only
 //! `unsafe` in kipc, and it exists only with the `x86_64` feature.
 
-use x86_64::structures::paging::mapper::{MapToError, TranslateResult, UnmapError};
+use x86_64::structures::paging::mapper::{MapToError, MappedFrame, TranslateResult, UnmapError};
 use x86_64::structures::paging::{
     FrameAllocator as X86FrameAllocator, FrameDeallocator, Mapper, OffsetPageTable, Page,
     PageTableFlags, PhysFrame, Size4KiB, Translate,
@@ -56,7 +56,15 @@ use crate::wait::{Wake, Wakeup};
 ///    once nothing maps them);
 /// 3. [`PageTables::frame_bytes`] returns the bytes of exactly that physical frame (for
 ///    example through a direct map) and nothing in the kernel holds a reference to a
-///    user frame's bytes across a kipc call.
+///    user frame's bytes across a kipc call;
+/// 4. every 4 KiB user page of a process is that process's alone and came from
+///    `Frames` (or from kipc): `pages_loan` moves such pages into a region and kipc
+///    later returns their frames to `Frames`. A kernel that maps shared frames into
+///    user space (copy-on-write, file-cache pages, device memory) must reference-count
+///    them in `Frames` (as the demo kernel does) or keep them out of `pages_loan`'s
+///    reach;
+/// 5. the upper-level entries of the user half allow user access and writing, so the
+///    leaf entry alone decides a page's access (the adapter checks only the leaf).
 pub unsafe trait PageTables {
     /// The kernel's frame allocator (page-table frames and kipc's frames come from it).
     type Frames: X86FrameAllocator<Size4KiB> + FrameDeallocator<Size4KiB>;
@@ -157,7 +165,14 @@ impl<T: PageTables> X86_64Host<T> {
     ) -> Result<PhysFrame, Fault> {
         let virtual_address = VirtAddr::try_new(address).map_err(|_| Fault)?;
         let (table, _) = self.0.page_table(process).ok_or(Fault)?;
-        let TranslateResult::Mapped { frame, flags, .. } = table.translate(virtual_address) else {
+        // Only 4 KiB user pages: kipc maps only those, and a huge page's frame is not
+        // the page's own 4 KiB frame.
+        let TranslateResult::Mapped {
+            frame: MappedFrame::Size4KiB(frame),
+            flags,
+            ..
+        } = table.translate(virtual_address)
+        else {
             return Err(Fault);
         };
         let needed = if write {
@@ -335,12 +350,17 @@ impl<T: PageTables> AddressSpace for X86_64Host<T> {
 
     fn translate(&self, process: ProcessId, address: u64) -> Option<(Frame, Access)> {
         let table = self.0.page_table_ref(process)?;
-        let TranslateResult::Mapped { frame, flags, .. } =
-            table.translate(VirtAddr::try_new(address).ok()?)
+        // Only present 4 KiB user pages: a huge page is never lent, loaned or unmapped
+        // page by page (its frames are not the pages' own).
+        let TranslateResult::Mapped {
+            frame: MappedFrame::Size4KiB(frame),
+            flags,
+            ..
+        } = table.translate(VirtAddr::try_new(address).ok()?)
         else {
             return None;
         };
-        if !flags.contains(PageTableFlags::USER_ACCESSIBLE) {
+        if !flags.contains(PageTableFlags::PRESENT | PageTableFlags::USER_ACCESSIBLE) {
             return None;
         }
         let access = if flags.contains(PageTableFlags::WRITABLE) {
