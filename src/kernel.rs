@@ -31,7 +31,7 @@ use crate::rights::Rights;
 use crate::semaphore::Semaphore;
 use crate::shm::{Mapping, Region};
 use crate::umem::UserSlice;
-use crate::wait::{Blocking, Outcome, WaitOn, WaitRecord, Wake, Wakeup};
+use crate::wait::{Blocking, Completion, Outcome, WaitOn, WaitRecord, Wake, Wakeup};
 use crate::{DefaultLimits, MAX_MESSAGE_HANDLES};
 
 /// One process's kernel-side IPC state.
@@ -40,8 +40,9 @@ pub(crate) struct Process<const HANDLES: usize> {
     pub(crate) live: bool,
     pub(crate) handles: HandleTable<Capability, HANDLES>,
     pub(crate) wait: Option<WaitRecord>,
-    /// A blocking pipe or FIFO write under way (some bytes moved, the rest waiting
-    /// for room): how far it got, so the retried call goes on from there.
+    /// The blocking pipe or FIFO write this process is parked in (set only while it
+    /// waits on `WaitOn::PipeWrite`): its data and how far it got, so readers making
+    /// room carry it on.
     pub(crate) writing: Option<WriteProgress>,
     /// Handles it has in flight, against its quota (objects, mappings, region frames and
     /// buffered messages are counted from the tables themselves).
@@ -57,8 +58,6 @@ pub(crate) struct WriteProgress {
     pub(crate) data: UserSlice,
     /// Bytes already in the pipe.
     pub(crate) done: usize,
-    /// The wait was cancelled: the retried call returns `done` at once.
-    pub(crate) stop: bool,
 }
 
 /// A process's use of the quotas kept as counters (see [`crate::Quotas`]): the handles
@@ -422,8 +421,8 @@ impl<
     /// Cancels the recorded wait of `process`, if any (e.g. to deliver a signal), and
     /// returns how to resume it, like any other [`Wakeup`] (nothing is reported through
     /// [`Wake`]): `None` if it was not waiting; `Failed(Cancelled)` normally;
-    /// `Retry` for a pipe or FIFO write that had already moved bytes, whose retried call
-    /// returns that count (a short write, as POSIX reports an interrupted one).
+    /// `Completed(Written(n))` for a pipe or FIFO write that had already moved `n`
+    /// bytes (a short write, as POSIX reports an interrupted one).
     ///
     /// # Example
     ///
@@ -442,11 +441,10 @@ impl<
         if state.wait.take().is_none() {
             return Ok(None);
         }
-        let wakeup = match state.writing.as_mut() {
-            // A write that already moved bytes is not failed: retried, it returns them.
+        let wakeup = match state.writing.take() {
+            // A write that already moved bytes is not failed: it returns them.
             Some(progress) if progress.done > 0 => {
-                progress.stop = true;
-                Wakeup::Retry
+                Wakeup::Completed(Completion::Written(progress.done))
             }
             _ => Wakeup::Failed(Error::Cancelled),
         };
@@ -502,8 +500,10 @@ impl<
                 process.wait = None;
                 // A write that already moved bytes is not failed: retried past its
                 // deadline, it returns the count.
-                let wakeup = match process.writing {
-                    Some(progress) if progress.done > 0 => Wakeup::Retry,
+                let wakeup = match process.writing.take() {
+                    Some(progress) if progress.done > 0 => {
+                        Wakeup::Completed(Completion::Written(progress.done))
+                    }
                     _ => Wakeup::Failed(Error::TimedOut),
                 };
                 let id = ProcessId::new(slot, process.generation);
@@ -1101,7 +1101,7 @@ impl<
     }
 
     /// Drops `slot` from the blocking order, keeping the others in order.
-    fn forget_waiting(&mut self, slot: u16) {
+    pub(crate) fn forget_waiting(&mut self, slot: u16) {
         if let Some(index) = self.waiting.iter().position(|&waiting| waiting == slot) {
             // Shift by hand: the list is a few entries long, and `remove`'s
             // memmove call costs more than the shift.
@@ -1137,6 +1137,7 @@ impl<
         if let Ok(p) = self.process_mut(process)
             && p.wait.take().is_some()
         {
+            p.writing = None;
             self.forget_waiting(process.slot() as u16);
             wake.wake(process, wakeup);
         }

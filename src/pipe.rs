@@ -37,7 +37,7 @@ use crate::kernel::{Ipc, WriteProgress};
 use crate::object::{Capability, Key, Object, ObjectKind, ObjectRef};
 use crate::rights::Rights;
 use crate::umem::UserSlice;
-use crate::wait::{Blocking, Outcome, WaitOn, Wakeup};
+use crate::wait::{Blocking, Completion, Outcome, WaitOn, Wakeup};
 
 /// The ring buffer and its bookkeeping.
 pub(crate) struct Pipe<const CAPACITY: usize> {
@@ -218,17 +218,19 @@ impl<
             }
         }
         pipe.read = pipe.read.wrapping_add(count);
-        self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeWrite(key));
+        self.serve_writers(key, host);
         Ok(Outcome::Done(count))
     }
 
-    /// Writes `data`. Needs WRITE. A blocking write returns all of `data.len()` (POSIX):
-    /// it moves what fits, waits for room (`Outcome::Blocked`), and the call retried on
-    /// `Wakeup::Retry` with the same `data` goes on where it stopped. A non-blocking write
-    /// returns what fitted; writes up to [`crate::Limits::PIPE_ATOMIC`] bytes are all or
-    /// nothing. A write that has moved bytes returns their count when it cannot go on
-    /// (deadline passed, wait cancelled, last reader gone, its data faulted); with none
-    /// moved, those end in `TimedOut`, `Cancelled`, [`Error::BrokenPipe`] or
+    /// Writes `data`. Needs WRITE. A blocking write delivers all of `data.len()` (POSIX):
+    /// it moves what fits and, if that is not all, parks (`Outcome::Blocked`) with its
+    /// data recorded; readers making room carry it on, and it ends with
+    /// `Wakeup::Completed(Completion::Written(n))`, `n` being all of it — or, if it
+    /// could not go on (deadline passed, wait cancelled, last reader gone, its data
+    /// faulted part-way), the bytes it had moved. A non-blocking write returns what
+    /// fitted (`WouldBlock` if nothing). Writes up to [`crate::Limits::PIPE_ATOMIC`]
+    /// bytes are all or nothing, never interleaved. Without a reader:
+    /// [`Error::BrokenPipe`]; a buffer that faults before anything moved:
     /// [`Error::BadAddress`]. Zero bytes: `Done(0)`, reader or not.
     ///
     /// # Example
@@ -256,91 +258,80 @@ impl<
         if data.is_empty() {
             return Ok(Outcome::Done(0));
         }
-        // A blocking write that already moved part of `data` goes on from there.
-        let progress = self.process_mut(caller)?.writing.take();
-        let (done, stop) = match progress {
-            Some(p) if p.pipe == key && p.data == data => (p.done, p.stop),
-            _ => (0, false),
-        };
         let pipe = self.pipes.get_mut(key).ok_or(Error::BrokenPipe)?;
         if pipe.readers == 0 {
-            // The bytes already written stay reported; only a write that moved none
-            // learns the pipe is broken.
-            return if done > 0 {
-                Ok(Outcome::Done(done))
-            } else {
-                Err(Error::BrokenPipe)
-            };
+            return Err(Error::BrokenPipe);
         }
-        if stop {
-            return Ok(Outcome::Done(done));
-        }
-        let rest = data
-            .subslice(done, data.len() - done)
-            .ok_or(Error::BadAddress)?;
         let minimum = if data.len() <= atomic_limit(L::PIPE_ATOMIC, PIPE_CAPACITY) {
-            rest.len()
+            data.len()
         } else {
             1
         };
         if pipe.space() < minimum {
             // Full: data that could never be written fails now instead of waiting.
-            if done == 0
-                && blocking != Blocking::NonBlocking
-                && !crate::umem::readable(host, caller, data)
-            {
+            if blocking != Blocking::NonBlocking && !crate::umem::readable(host, caller, data) {
                 return Err(Error::BadAddress);
             }
-            return self.write_waits(caller, key, data, done, blocking, host);
+            return self.write_waits(caller, key, data, 0, blocking, host);
         }
-        let mut count = pipe.space().min(rest.len());
+        let count = pipe.space().min(data.len());
+        let (count, faulted) = self.copy_into_pipe(caller, key, data, count, host)?;
+        self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeRead(key));
+        if count < data.len() && !faulted && blocking != Blocking::NonBlocking {
+            // POSIX: a blocking write returns only when all of it is in the pipe.
+            return self.write_waits(caller, key, data, count, blocking, host);
+        }
+        Ok(Outcome::Done(count))
+    }
+
+    /// Copies the first `count` bytes of `data` from `writer` into the pipe (which has
+    /// room for them). Returns how many went in and whether the copy faulted part-way
+    /// (then only the first run went in: a short write, as POSIX reports the bytes
+    /// moved before a fault, and the ledger never counts bytes the pipe does not
+    /// hold). A fault in the first run is an error and moves nothing.
+    fn copy_into_pipe<H: Host>(
+        &mut self,
+        writer: ProcessId,
+        key: Key,
+        data: UserSlice,
+        count: usize,
+        host: &mut H,
+    ) -> Result<(usize, bool), Error> {
+        let pipe = self.pipes.get_mut(key).ok_or(Error::BrokenPipe)?;
         let (first, second) = Pipe::<PIPE_CAPACITY>::runs(pipe.written, count);
         let mechanism = pipe.mechanism;
         let split = first.len();
-        if let Err(error) = self.ledger.copy_in(
+        self.ledger.copy_in(
             host,
-            caller,
+            writer,
             mechanism,
-            rest.prefix(split),
+            data.prefix(split),
             &mut pipe.ring[first],
-        ) {
-            // Bytes moved before the fault are reported, not lost (a short write).
-            return if done > 0 {
-                Ok(Outcome::Done(done))
-            } else {
-                Err(error)
-            };
-        }
+        )?;
+        let mut moved = count;
         let mut faulted = false;
         if !second.is_empty() {
-            let tail = rest
+            let tail = data
                 .subslice(split, second.len())
                 .ok_or(Error::BadAddress)?;
-            // The first run is in the ring and counted: a fault in the second makes this a
-            // short write of the first run (as POSIX reports the bytes moved before a
-            // fault), so the ledger never counts bytes the pipe does not hold.
             if self
                 .ledger
-                .copy_in(host, caller, mechanism, tail, &mut pipe.ring[second])
+                .copy_in(host, writer, mechanism, tail, &mut pipe.ring[second])
                 .is_err()
             {
-                count = split;
+                moved = split;
                 faulted = true;
             }
         }
-        pipe.written = pipe.written.wrapping_add(count);
-        self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeRead(key));
-        let total = done + count;
-        if total < data.len() && !faulted && blocking != Blocking::NonBlocking {
-            // POSIX: a blocking write returns only when all of it is in the pipe.
-            return self.write_waits(caller, key, data, total, blocking, host);
-        }
-        Ok(Outcome::Done(total))
+        pipe.written = pipe.written.wrapping_add(moved);
+        Ok((moved, faulted))
     }
 
-    /// A write that must wait for room, `done` of its bytes already in the pipe: it
-    /// waits (remembering how far it got), or, if it may not wait, returns what it
-    /// moved (`WouldBlock` / `TimedOut` only when that is nothing).
+    /// A blocking write that must wait for room, `done` of its bytes already in the
+    /// pipe: it parks with its data recorded, so that readers making room carry it on
+    /// ([`Ipc::serve_writers`]) and it ends with `Completion::Written`. If it may not
+    /// wait, it returns what it moved (`WouldBlock` / `TimedOut` only when that is
+    /// nothing).
     fn write_waits<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -352,18 +343,95 @@ impl<
     ) -> Result<Outcome<usize>, Error> {
         match self.block(caller, WaitOn::PipeWrite(key), blocking, host) {
             Ok(Outcome::Blocked) => {
-                if done > 0 {
-                    self.process_mut(caller)?.writing = Some(WriteProgress {
-                        pipe: key,
-                        data,
-                        done,
-                        stop: false,
-                    });
-                }
+                self.process_mut(caller)?.writing = Some(WriteProgress {
+                    pipe: key,
+                    data,
+                    done,
+                });
                 Ok(Outcome::Blocked)
             }
             Err(Error::WouldBlock | Error::TimedOut) if done > 0 => Ok(Outcome::Done(done)),
             other => other,
+        }
+    }
+
+    /// Room was made in pipe `key`: carries on the parked writers, oldest first, while
+    /// the pipe has room for them (an atomic write only when all of it fits). A writer
+    /// whose data is all in ends with `Completion::Written(total)`; one whose data
+    /// faults ends with what it had moved (or `BadAddress` if nothing).
+    fn serve_writers<H: Host>(&mut self, key: Key, host: &mut H) {
+        // Every writer parked on this pipe, oldest first, with its deadline.
+        let mut writers: heapless::Vec<(ProcessId, Option<u64>), PROCESSES> = heapless::Vec::new();
+        while let Some((writer, _)) = self.oldest_waiter(|on| *on == WaitOn::PipeWrite(key)) {
+            // Out of the queue for now; parked again below (in the same order) if it
+            // must go on waiting.
+            let deadline = self
+                .process_mut(writer)
+                .ok()
+                .and_then(|process| process.wait.take())
+                .and_then(|wait| wait.deadline);
+            self.forget_waiting(writer.slot() as u16);
+            if writers.push((writer, deadline)).is_err() {
+                break;
+            }
+        }
+        let mut moved_any = false;
+        let mut blocked = false;
+        for (writer, deadline) in writers {
+            let Some(progress) = self.process(writer).ok().and_then(|p| p.writing) else {
+                // Not a recorded write (cannot happen): let it retry.
+                host.wake(writer, Wakeup::Retry);
+                continue;
+            };
+            let Some(pipe) = self.pipes.get(key) else {
+                break;
+            };
+            let rest_length = progress.data.len() - progress.done;
+            let minimum = if progress.data.len() <= atomic_limit(L::PIPE_ATOMIC, PIPE_CAPACITY) {
+                rest_length
+            } else {
+                1
+            };
+            if blocked || pipe.space() < minimum {
+                // Later writers keep their turn behind this one.
+                blocked = true;
+                let _ = self.record_wait(writer, WaitOn::PipeWrite(key), deadline);
+                continue;
+            }
+            let count = pipe.space().min(rest_length);
+            let rest = progress
+                .data
+                .subslice(progress.done, rest_length)
+                .unwrap_or(progress.data);
+            let result = self.copy_into_pipe(writer, key, rest, count, host);
+            let (done, finished) = match result {
+                Ok((moved, faulted)) => {
+                    moved_any |= moved > 0;
+                    let done = progress.done + moved;
+                    (done, faulted || done == progress.data.len())
+                }
+                Err(_) => (progress.done, true),
+            };
+            if finished {
+                if let Ok(process) = self.process_mut(writer) {
+                    process.writing = None;
+                }
+                let wakeup = if done > 0 {
+                    Wakeup::Completed(Completion::Written(done))
+                } else {
+                    Wakeup::Failed(Error::BadAddress)
+                };
+                host.wake(writer, wakeup);
+            } else {
+                if let Ok(process) = self.process_mut(writer) {
+                    process.writing = Some(WriteProgress { done, ..progress });
+                }
+                blocked = true;
+                let _ = self.record_wait(writer, WaitOn::PipeWrite(key), deadline);
+            }
+        }
+        if moved_any {
+            self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeRead(key));
         }
     }
 
@@ -415,8 +483,22 @@ impl<
         if rights.contains(Rights::READ) {
             slot.value.readers -= 1;
             if slot.value.readers == 0 {
-                // Writers must learn that nobody will read: they retry into BrokenPipe.
-                self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeWrite(key));
+                // Writers must learn that nobody will read: one that had moved bytes
+                // ends with their count, the others retry into BrokenPipe.
+                while let Some((writer, _)) = self.oldest_waiter(|on| *on == WaitOn::PipeWrite(key))
+                {
+                    let done = self
+                        .process_mut(writer)
+                        .ok()
+                        .and_then(|p| p.writing.take())
+                        .map_or(0, |progress| progress.done);
+                    let wakeup = if done > 0 {
+                        Wakeup::Completed(Completion::Written(done))
+                    } else {
+                        Wakeup::Retry
+                    };
+                    self.finish_wait(writer, wakeup, host);
+                }
             }
         }
         let Some(slot) = self.pipes.slot_mut(key) else {

@@ -126,6 +126,10 @@ pub enum Completion {
     Notified(u64),
     /// A blocking FIFO open found its peer; this is the new handle.
     Opened(Handle),
+    /// A blocking pipe or FIFO write ended with this many bytes in the pipe: all of
+    /// them, or fewer if it could not go on (deadline, cancelled wait, last reader gone,
+    /// its data faulted part-way).
+    Written(usize),
 }
 
 /// How a blocked process must be resumed; see the module documentation.

@@ -87,6 +87,7 @@ impl Wake for Machine {
                 ok(0)
             }
             Wakeup::Completed(Completion::Acquired) => ok(0),
+            Wakeup::Completed(Completion::Written(bytes)) => ok(bytes as u64),
         };
         process.state = State::Ready;
         let _ = self.ready.push_back(id.slot());

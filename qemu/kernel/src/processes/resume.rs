@@ -8,7 +8,8 @@
 //!   goes back over the 2-byte `syscall`, the registers are unchanged);
 //! - `Failed`: `rax` gets the error code;
 //! - `Completed`: kipc finished the call on the process's behalf (a message
-//!   delivered, a semaphore acquired, notification bits, a queue opened); the
+//!   delivered, a semaphore acquired, notification bits, a FIFO opened, a blocking
+//!   pipe write carried to its end); the
 //!   result registers are written exactly as if the call had completed at once.
 
 use kipc::{Completion, Error, ErrorCode, Handle, Wakeup};
@@ -70,6 +71,7 @@ pub fn deliver_completion(space: &AddressSpace, frame: &mut TrapFrame, completio
             kipc_abi::encode(Ok(0))
         }
         Completion::Opened(handle) => kipc_abi::encode(Ok(u64::from(handle.into_raw()))),
+        Completion::Written(bytes) => kipc_abi::encode(Ok(*bytes as u64)),
     };
     frame.rax = rax;
 }
