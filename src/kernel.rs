@@ -1137,7 +1137,6 @@ impl<
         if let Ok(p) = self.process_mut(process)
             && p.wait.take().is_some()
         {
-            p.writing = None;
             self.forget_waiting(process.slot() as u16);
             wake.wake(process, wakeup);
         }

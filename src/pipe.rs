@@ -218,7 +218,12 @@ impl<
             }
         }
         pipe.read = pipe.read.wrapping_add(count);
-        self.serve_writers(key, host);
+        if self
+            .oldest_waiter(|on| *on == WaitOn::PipeWrite(key))
+            .is_some()
+        {
+            self.serve_writers(key, host);
+        }
         Ok(Outcome::Done(count))
     }
 
@@ -289,6 +294,7 @@ impl<
     /// (then only the first run went in: a short write, as POSIX reports the bytes
     /// moved before a fault, and the ledger never counts bytes the pipe does not
     /// hold). A fault in the first run is an error and moves nothing.
+    #[inline(always)]
     fn copy_into_pipe<H: Host>(
         &mut self,
         writer: ProcessId,
@@ -332,6 +338,7 @@ impl<
     /// ([`Ipc::serve_writers`]) and it ends with `Completion::Written`. If it may not
     /// wait, it returns what it moved (`WouldBlock` / `TimedOut` only when that is
     /// nothing).
+    #[inline(never)]
     fn write_waits<H: Host>(
         &mut self,
         caller: ProcessId,
@@ -359,6 +366,7 @@ impl<
     /// the pipe has room for them (an atomic write only when all of it fits). A writer
     /// whose data is all in ends with `Completion::Written(total)`; one whose data
     /// faults ends with what it had moved (or `BadAddress` if nothing).
+    #[inline(never)]
     fn serve_writers<H: Host>(&mut self, key: Key, host: &mut H) {
         // Every writer parked on this pipe, oldest first, with its deadline.
         let mut writers: heapless::Vec<(ProcessId, Option<u64>), PROCESSES> = heapless::Vec::new();

@@ -105,28 +105,31 @@ impl UserSlice {
     }
 }
 
-/// Whether all of `slice` can be read in `process`, probed through `memory` in small
-/// pieces and counted nowhere. Used only after a two-party copy failed, to tell whose
-/// buffer faulted (the copy itself cannot say), so that party alone gets the error.
+/// Whether all of `slice` can be read in `process`, probed through `memory` one byte
+/// per page (a readable byte means a present user page, and every page of the range is
+/// probed), counted nowhere. Used after a two-party copy failed, to tell whose buffer
+/// faulted, and before parking a sender on a full object, so a buffer that could never
+/// be sent fails at once.
+#[cold]
+#[inline(never)]
 pub(crate) fn readable<M: crate::host::UserMemory + ?Sized>(
     memory: &mut M,
     process: crate::host::ProcessId,
     slice: UserSlice,
 ) -> bool {
-    let mut piece = [0u8; 64];
-    let mut done = 0;
-    while done < slice.len() {
-        let length = piece.len().min(slice.len() - done);
-        let Some(part) = slice.subslice(done, length) else {
+    const PAGE: u64 = crate::host::PAGE_SIZE as u64;
+    let mut byte = [0u8; 1];
+    let mut offset = 0u64;
+    while offset < slice.len() as u64 {
+        let Some(probe) = slice.subslice(offset as usize, 1) else {
             return false;
         };
-        if memory
-            .copy_from_user(process, part, &mut piece[..length])
-            .is_err()
-        {
+        if memory.copy_from_user(process, probe, &mut byte).is_err() {
             return false;
         }
-        done += length;
+        // On to the first byte of the next page.
+        let address = slice.address() + offset;
+        offset += PAGE - address % PAGE;
     }
     true
 }
