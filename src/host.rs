@@ -218,13 +218,8 @@ pub trait AddressSpace {
             if let Err(error) = self.unmap_page(process, page_address(address, index)) {
                 // A page `translate` reported could not be unmapped: put back what was
                 // taken, so the call stays all or nothing.
-                for undo in 0..index {
-                    let _ = self.map_page(
-                        process,
-                        page_address(address, undo),
-                        frames[undo],
-                        narrowest,
-                    );
+                for (undo, frame) in frames.iter().enumerate().take(index) {
+                    let _ = self.map_page(process, page_address(address, undo), *frame, narrowest);
                 }
                 return Err(error);
             }
