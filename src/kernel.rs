@@ -54,7 +54,7 @@ pub(crate) struct Process<const HANDLES: usize> {
 pub(crate) struct WriteProgress {
     /// The pipe.
     pub(crate) pipe: crate::object::Key,
-    /// The caller's data, as passed: a retry with other data is another write.
+    /// The writer's data, as passed (read from its memory as room appears).
     pub(crate) data: UserSlice,
     /// Bytes already in the pipe.
     pub(crate) done: usize,
@@ -399,7 +399,9 @@ impl<
     /// # Ok(()) }
     /// ```
     pub fn process_exit<H: Host>(&mut self, process: ProcessId, host: &mut H) -> Result<(), Error> {
-        self.process_mut(process)?.wait = None;
+        let state = self.process_mut(process)?;
+        state.wait = None;
+        state.writing = None;
         self.forget_waiting(process.slot() as u16);
         while let Some(capability) = self.process_mut(process)?.handles.take_any() {
             self.release(capability, host);
@@ -470,7 +472,8 @@ impl<
     }
 
     /// Ends every wait whose deadline is at or before `now`, reporting each as
-    /// `Wakeup::Failed(Error::TimedOut)`. Returns how many expired. The host must call this
+    /// `Wakeup::Failed(Error::TimedOut)` (a pipe write that had moved `n` bytes as
+    /// `Wakeup::Completed(Completion::Written(n))`). Returns how many expired. The host must call this
     /// when time passes (at the latest at [`Ipc::next_deadline`]).
     ///
     /// # Example
@@ -498,8 +501,7 @@ impl<
                 && deadline <= now
             {
                 process.wait = None;
-                // A write that already moved bytes is not failed: retried past its
-                // deadline, it returns the count.
+                // A write that already moved bytes is not failed: it ends with them.
                 let wakeup = match process.writing.take() {
                     Some(progress) if progress.done > 0 => {
                         Wakeup::Completed(Completion::Written(progress.done))

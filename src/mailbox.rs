@@ -760,7 +760,7 @@ impl<
         else {
             // Full: before waiting for room, a message that could never be sent fails
             // now (a bad buffer must not park its sender, perhaps for ever).
-            if blocking != Blocking::NonBlocking && !crate::umem::readable(host, caller, payload) {
+            if blocking.would_wait(host.now()) && !crate::umem::readable(host, caller, payload) {
                 return Err(Error::BadAddress);
             }
             return self.block_out_of_line(caller, WaitOn::MailboxSend(key), blocking, host);

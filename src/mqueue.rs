@@ -304,7 +304,7 @@ impl<
         }
         if queue.count >= queue.max_messages {
             // Full: a message that could never be sent fails now instead of waiting.
-            if blocking != Blocking::NonBlocking && !crate::umem::readable(host, caller, message) {
+            if blocking.would_wait(host.now()) && !crate::umem::readable(host, caller, message) {
                 return Err(Error::BadAddress);
             }
             return self.block(caller, WaitOn::QueueSend(key), blocking, host);

@@ -17,11 +17,14 @@
 //!   blocks (or `WouldBlock`). Empty with no writer left: it returns 0, end of file.
 //! * `write` needs a reader ([`Error::BrokenPipe`] otherwise). A write of at most
 //!   [`crate::Limits::PIPE_ATOMIC`] bytes (default [`crate::PIPE_ATOMIC`]) is atomic: it waits until all of it fits, so it is never
-//!   interleaved with another writer's bytes. A larger write takes what fits and returns
-//!   the count (a short write; the caller loops). A full pipe blocks (or `WouldBlock`).
+//!   interleaved with another writer's bytes. A blocking write of n bytes delivers n: what
+//!   does not fit parks with the writer's buffer recorded, and each read that makes room
+//!   carries it on, until it ends with `Completion::Written(n)` (short only if it cannot
+//!   go on: deadline, cancelled wait, last reader gone, fault). A non-blocking write
+//!   returns what fitted (or `WouldBlock`).
 //! * Readers blocked on an empty pipe are woken to retry when data arrives or the last
-//!   writer leaves; writers blocked on a full pipe when space frees or the last reader
-//!   leaves.
+//!   writer leaves; parked writers are carried on when space frees, and end (with what
+//!   they moved, or retrying into `BrokenPipe`) when the last reader leaves.
 //!
 //! A pipe's read handle has [`Rights::READ`], its write handle [`Rights::WRITE`]. FIFOs
 //! ([`crate::fifo`]) are pipes reached by name; their copies are counted as
@@ -274,7 +277,7 @@ impl<
         };
         if pipe.space() < minimum {
             // Full: data that could never be written fails now instead of waiting.
-            if blocking != Blocking::NonBlocking && !crate::umem::readable(host, caller, data) {
+            if blocking.would_wait(host.now()) && !crate::umem::readable(host, caller, data) {
                 return Err(Error::BadAddress);
             }
             return self.write_waits(caller, key, data, 0, blocking, host);
@@ -362,37 +365,48 @@ impl<
         }
     }
 
-    /// Room was made in pipe `key`: carries on the parked writers, oldest first, while
-    /// the pipe has room for them (an atomic write only when all of it fits). A writer
-    /// whose data is all in ends with `Completion::Written(total)`; one whose data
-    /// faults ends with what it had moved (or `BadAddress` if nothing).
+    /// Room was made in pipe `key`: carries on the parked writers, oldest first, each as
+    /// far as the room allows (an atomic write only when all of it fits; a writer that
+    /// cannot go on does not hold up the ones behind it). A writer whose data is all in
+    /// ends with `Completion::Written(total)`; one whose data faults ends with what it
+    /// had moved (or `BadAddress` if nothing). New writers are not queued behind parked
+    /// ones (as on Linux, only atomicity is promised, not order between writers).
     #[inline(never)]
     fn serve_writers<H: Host>(&mut self, key: Key, host: &mut H) {
         // Every writer parked on this pipe, oldest first, with its deadline.
         let mut writers: heapless::Vec<(ProcessId, Option<u64>), PROCESSES> = heapless::Vec::new();
         while let Some((writer, _)) = self.oldest_waiter(|on| *on == WaitOn::PipeWrite(key)) {
-            // Out of the queue for now; parked again below (in the same order) if it
-            // must go on waiting.
             let deadline = self
-                .process_mut(writer)
+                .process(writer)
                 .ok()
-                .and_then(|process| process.wait.take())
+                .and_then(|process| process.wait)
                 .and_then(|wait| wait.deadline);
-            self.forget_waiting(writer.slot() as u16);
+            // (At most one wait per process: the list cannot overflow.)
             if writers.push((writer, deadline)).is_err() {
                 break;
             }
+            // Out of the queue for now; parked again below (in the same order) if it
+            // must go on waiting.
+            if let Ok(process) = self.process_mut(writer) {
+                process.wait = None;
+            }
+            self.forget_waiting(writer.slot() as u16);
         }
         let mut moved_any = false;
-        let mut blocked = false;
         for (writer, deadline) in writers {
-            let Some(progress) = self.process(writer).ok().and_then(|p| p.writing) else {
-                // Not a recorded write (cannot happen): let it retry.
+            let recorded = self
+                .process(writer)
+                .ok()
+                .and_then(|p| p.writing)
+                .filter(|progress| progress.pipe == key);
+            let (Some(progress), Some(pipe)) = (recorded, self.pipes.get(key)) else {
+                // No recorded write on this pipe, or no pipe (neither can happen: the
+                // writer's handle keeps the pipe): it retries, and learns the truth.
+                if let Ok(process) = self.process_mut(writer) {
+                    process.writing = None;
+                }
                 host.wake(writer, Wakeup::Retry);
                 continue;
-            };
-            let Some(pipe) = self.pipes.get(key) else {
-                break;
             };
             let rest_length = progress.data.len() - progress.done;
             let minimum = if progress.data.len() <= atomic_limit(L::PIPE_ATOMIC, PIPE_CAPACITY) {
@@ -400,9 +414,7 @@ impl<
             } else {
                 1
             };
-            if blocked || pipe.space() < minimum {
-                // Later writers keep their turn behind this one.
-                blocked = true;
+            if pipe.space() < minimum {
                 let _ = self.record_wait(writer, WaitOn::PipeWrite(key), deadline);
                 continue;
             }
@@ -434,7 +446,6 @@ impl<
                 if let Ok(process) = self.process_mut(writer) {
                     process.writing = Some(WriteProgress { done, ..progress });
                 }
-                blocked = true;
                 let _ = self.record_wait(writer, WaitOn::PipeWrite(key), deadline);
             }
         }

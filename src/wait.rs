@@ -9,10 +9,11 @@
 //! [`Wake::wake`] with one of three [`Wakeup`]s:
 //!
 //! * [`Wakeup::Retry`] — the condition may have changed: make the process re-issue the
-//!   *same* system call with the same arguments. (Pipes, message queues, mailbox sends.)
+//!   *same* system call with the same arguments. (Pipe reads, message queues, mailbox
+//!   sends, a pipe write that moved nothing before its last reader left.)
 //! * [`Wakeup::Completed`] — the call has been carried out on the process's behalf; return
 //!   the [`Completion`] to it. (Mailbox receive satisfied by a direct hand-off, replies,
-//!   semaphores, notifications, FIFO opens.)
+//!   semaphores, notifications, FIFO opens, blocking pipe writes.)
 //! * [`Wakeup::Failed`] — the call ended with this error (deadline passed, peer closed,
 //!   cancelled); return the error to the process.
 //!
@@ -33,7 +34,8 @@
 //! Deadlines: a blocking call may carry [`Blocking::Until`]. The host must call
 //! [`crate::Ipc::expire`] when time passes (e.g. from its timer tick, at the latest at
 //! [`crate::Ipc::next_deadline`]); it reports each expired waiter as
-//! `Wakeup::Failed(Error::TimedOut)`. A retried call whose deadline has already passed
+//! `Wakeup::Failed(Error::TimedOut)` — except a pipe write that had moved bytes, which
+//! ends with `Completed(Written(n))`. A retried call whose deadline has already passed
 //! fails with `TimedOut` by itself.
 
 use crate::error::Error;
@@ -54,6 +56,16 @@ pub enum Blocking {
 }
 
 impl Blocking {
+    /// Whether a call that cannot proceed at `now` would wait (rather than fail with
+    /// `WouldBlock` or `TimedOut` at once).
+    pub const fn would_wait(self, now: u64) -> bool {
+        match self {
+            Blocking::NonBlocking => false,
+            Blocking::Forever => true,
+            Blocking::Until(deadline) => now < deadline,
+        }
+    }
+
     /// The deadline, if any.
     pub const fn deadline(self) -> Option<u64> {
         match self {

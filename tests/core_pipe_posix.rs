@@ -262,3 +262,69 @@ fn zero_length_writes_return_zero_with_or_without_a_reader() {
         Err(Error::BrokenPipe)
     );
 }
+
+#[test]
+fn a_writer_that_fits_is_not_held_up_by_an_atomic_one_that_does_not() {
+    let mut w = World::new();
+    let (b, c) = (w.ipc.process_create().unwrap(), w.ipc.process_create());
+    let c = c.unwrap_or(b);
+    assert_ne!(b, c, "two more processes fit");
+    for pid in [b, c] {
+        w.machine.give_private_memory(pid);
+    }
+    let write_b = w
+        .ipc
+        .handle_grant(w.writer, w.write, b, Rights::WRITE)
+        .unwrap();
+    let write_c = w
+        .ipc
+        .handle_grant(w.writer, w.write, c, Rights::WRITE)
+        .unwrap();
+    assert_eq!(w.write(Blocking::NonBlocking), Ok(Outcome::Done(64)));
+    // B: a 60-byte atomic write, parked until 60 bytes are free.
+    let b_data = w.machine.slice(PRIVATE_BASE, 60);
+    assert_eq!(
+        w.ipc
+            .pipe_write(b, write_b, b_data, Blocking::Forever, &mut w.machine),
+        Ok(Outcome::Blocked)
+    );
+    // 50 bytes free: C's 70-byte (non-atomic) write takes them and parks with 20 left.
+    let into = w.machine.slice(PRIVATE_BASE + 0x1000, 50);
+    assert_eq!(
+        w.ipc.pipe_read(
+            w.reader,
+            w.read,
+            into,
+            Blocking::NonBlocking,
+            &mut w.machine
+        ),
+        Ok(Outcome::Done(50))
+    );
+    let c_data = w.machine.slice(PRIVATE_BASE, 70);
+    assert_eq!(
+        w.ipc
+            .pipe_write(c, write_c, c_data, Blocking::Forever, &mut w.machine),
+        Ok(Outcome::Blocked)
+    );
+    w.machine.take_wakes();
+    // 40 bytes free: not enough for B's 60, enough for C's last 20. C must finish.
+    let into = w.machine.slice(PRIVATE_BASE + 0x1100, 40);
+    assert_eq!(
+        w.ipc.pipe_read(
+            w.reader,
+            w.read,
+            into,
+            Blocking::NonBlocking,
+            &mut w.machine
+        ),
+        Ok(Outcome::Done(40))
+    );
+    assert_eq!(
+        w.machine.take_wakes(),
+        vec![(c, Wakeup::Completed(Completion::Written(70)))]
+    );
+    assert!(
+        w.ipc.is_waiting(b),
+        "the atomic write went in without its room"
+    );
+}
