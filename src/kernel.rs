@@ -44,9 +44,10 @@ pub(crate) struct Process<const HANDLES: usize> {
     /// waits on `WaitOn::PipeWrite`): its data and how far it got, so readers making
     /// room carry it on.
     pub(crate) writing: Option<WriteProgress>,
-    /// Handles it has in flight, against its quota (objects, mappings, region frames and
-    /// buffered messages are counted from the tables themselves).
-    pub(crate) held: Held,
+    /// Handles it sent that still wait in mailboxes, against its quota (objects,
+    /// mappings, region frames and buffered messages are counted from the tables
+    /// themselves).
+    pub(crate) handles_in_flight: usize,
 }
 
 /// How far a blocking pipe write has got (see `Ipc::pipe_write`).
@@ -60,17 +61,14 @@ pub(crate) struct WriteProgress {
     pub(crate) done: usize,
 }
 
-/// A process's use of the quotas kept as counters (see [`crate::Quotas`]): the handles
-/// it sent that still wait in mailboxes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Held {
-    pub(crate) handles_in_flight: usize,
-}
-
-impl Held {
-    pub(crate) const NONE: Held = Held {
-        handles_in_flight: 0,
-    };
+/// How a parked pipe write that cannot go on ends: with the bytes it already moved
+/// (`Completed(Written(n))`), or, if none, with `otherwise`.
+pub(crate) fn write_ends(moved: usize, otherwise: Wakeup) -> Wakeup {
+    if moved > 0 {
+        Wakeup::Completed(Completion::Written(moved))
+    } else {
+        otherwise
+    }
 }
 
 /// The IPC core: object tables, per-process handle tables, waiters and the copy ledger.
@@ -251,7 +249,7 @@ impl<
                     handles: HandleTable::new(),
                     wait: None,
                     writing: None,
-                    held: Held::NONE,
+                    handles_in_flight: 0,
                 }
             }; PROCESSES],
             mailboxes: Table::new(),
@@ -315,7 +313,7 @@ impl<
                     handles: HandleTable::new(),
                     wait: None,
                     writing: None,
-                    held: Held::NONE,
+                    handles_in_flight: 0,
                 });
             }
             Table::init_in_place(core::ptr::addr_of_mut!((*ipc).mailboxes));
@@ -359,7 +357,7 @@ impl<
         process.live = true;
         process.wait = None;
         process.writing = None;
-        process.held = Held::NONE;
+        process.handles_in_flight = 0;
         let id = ProcessId::new(slot, process.generation);
         // A dead slot waits for nothing (`process_exit` dropped it); to be safe.
         self.forget_waiting(slot as u16);
@@ -443,13 +441,8 @@ impl<
         if state.wait.take().is_none() {
             return Ok(None);
         }
-        let wakeup = match state.writing.take() {
-            // A write that already moved bytes is not failed: it returns them.
-            Some(progress) if progress.done > 0 => {
-                Wakeup::Completed(Completion::Written(progress.done))
-            }
-            _ => Wakeup::Failed(Error::Cancelled),
-        };
+        let moved = state.writing.take().map_or(0, |progress| progress.done);
+        let wakeup = write_ends(moved, Wakeup::Failed(Error::Cancelled));
         self.forget_waiting(process.slot() as u16);
         Ok(Some(wakeup))
     }
@@ -501,13 +494,8 @@ impl<
                 && deadline <= now
             {
                 process.wait = None;
-                // A write that already moved bytes is not failed: it ends with them.
-                let wakeup = match process.writing.take() {
-                    Some(progress) if progress.done > 0 => {
-                        Wakeup::Completed(Completion::Written(progress.done))
-                    }
-                    _ => Wakeup::Failed(Error::TimedOut),
-                };
+                let moved = process.writing.take().map_or(0, |progress| progress.done);
+                let wakeup = write_ends(moved, Wakeup::Failed(Error::TimedOut));
                 let id = ProcessId::new(slot, process.generation);
                 self.forget_waiting(slot as u16);
                 expired += 1;
@@ -862,7 +850,7 @@ impl<
     /// Charges `sender` for `handles` handles travelling in a buffered message.
     pub(crate) fn charge_message(&mut self, sender: ProcessId, handles: usize) {
         if let Ok(process) = self.process_mut(sender) {
-            process.held.handles_in_flight += handles;
+            process.handles_in_flight += handles;
         }
     }
 
@@ -870,7 +858,7 @@ impl<
     /// since is charged nothing (its counters died with it).
     pub(crate) fn uncharge_message(&mut self, sender: Option<ProcessId>, handles: usize) {
         if let Some(process) = sender.and_then(|sender| self.process_mut(sender).ok()) {
-            process.held.handles_in_flight = process.held.handles_in_flight.saturating_sub(handles);
+            process.handles_in_flight = process.handles_in_flight.saturating_sub(handles);
         }
     }
 

@@ -742,11 +742,11 @@ impl<
         // taken: it waits (or gets `WouldBlock`) until one of them is received, while
         // other senders still find room.
         if handle_count > 0 {
-            let held = self.process(caller)?.held;
+            let in_flight = self.process(caller)?.handles_in_flight;
             charge(
                 L::QUOTAS.handles_in_flight,
                 Quota::HandlesInFlight,
-                held.handles_in_flight,
+                in_flight,
                 handle_count,
             )?;
         }
@@ -758,11 +758,7 @@ impl<
             .filter(|m| m.count < quota || m.sent_by(caller) < quota)
             .and_then(|m| m.back_mut())
         else {
-            // Full: before waiting for room, a message that could never be sent fails
-            // now (a bad buffer must not park its sender, perhaps for ever).
-            if blocking.would_wait(host.now()) && !crate::umem::readable(host, caller, payload) {
-                return Err(Error::BadAddress);
-            }
+            crate::umem::refuse_doomed_wait(host, caller, payload, blocking)?;
             return self.block_out_of_line(caller, WaitOn::MailboxSend(key), blocking, host);
         };
         self.ledger.copy_in(

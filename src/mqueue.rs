@@ -303,10 +303,7 @@ impl<
             });
         }
         if queue.count >= queue.max_messages {
-            // Full: a message that could never be sent fails now instead of waiting.
-            if blocking.would_wait(host.now()) && !crate::umem::readable(host, caller, message) {
-                return Err(Error::BadAddress);
-            }
+            crate::umem::refuse_doomed_wait(host, caller, message, blocking)?;
             return self.block(caller, WaitOn::QueueSend(key), blocking, host);
         }
         let sequence = queue.next_sequence;

@@ -185,11 +185,7 @@ impl<T: Object, const N: usize> Table<T, N> {
 
     /// Live objects `owner` created.
     pub(crate) fn owned_by(&self, owner: ProcessId) -> usize {
-        self.slots
-            .iter()
-            .zip(&self.owners)
-            .filter(|(s, o)| s.live && **o == Some(owner))
-            .count()
+        self.iter_owned(owner).count()
     }
 
     /// Whether every slot is live (so [`Table::allocate`] would fail).

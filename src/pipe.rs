@@ -36,11 +36,11 @@ use crate::accounting::Mechanism;
 use crate::error::Error;
 use crate::handle::Handle;
 use crate::host::{Host, ProcessId};
-use crate::kernel::{Ipc, WriteProgress};
+use crate::kernel::{Ipc, WriteProgress, write_ends};
 use crate::object::{Capability, Key, Object, ObjectKind, ObjectRef};
 use crate::rights::Rights;
 use crate::umem::UserSlice;
-use crate::wait::{Blocking, Completion, Outcome, WaitOn, Wakeup};
+use crate::wait::{Blocking, Outcome, WaitOn, Wakeup};
 
 /// The ring buffer and its bookkeeping.
 pub(crate) struct Pipe<const CAPACITY: usize> {
@@ -276,10 +276,7 @@ impl<
             1
         };
         if pipe.space() < minimum {
-            // Full: data that could never be written fails now instead of waiting.
-            if blocking.would_wait(host.now()) && !crate::umem::readable(host, caller, data) {
-                return Err(Error::BadAddress);
-            }
+            crate::umem::refuse_doomed_wait(host, caller, data, blocking)?;
             return self.write_waits(caller, key, data, 0, blocking, host);
         }
         let count = pipe.space().min(data.len());
@@ -436,12 +433,7 @@ impl<
                 if let Ok(process) = self.process_mut(writer) {
                     process.writing = None;
                 }
-                let wakeup = if done > 0 {
-                    Wakeup::Completed(Completion::Written(done))
-                } else {
-                    Wakeup::Failed(Error::BadAddress)
-                };
-                host.wake(writer, wakeup);
+                host.wake(writer, write_ends(done, Wakeup::Failed(Error::BadAddress)));
             } else {
                 if let Ok(process) = self.process_mut(writer) {
                     process.writing = Some(WriteProgress { done, ..progress });
@@ -506,17 +498,12 @@ impl<
                 // ends with their count, the others retry into BrokenPipe.
                 while let Some((writer, _)) = self.oldest_waiter(|on| *on == WaitOn::PipeWrite(key))
                 {
-                    let done = self
+                    let moved = self
                         .process_mut(writer)
                         .ok()
                         .and_then(|p| p.writing.take())
                         .map_or(0, |progress| progress.done);
-                    let wakeup = if done > 0 {
-                        Wakeup::Completed(Completion::Written(done))
-                    } else {
-                        Wakeup::Retry
-                    };
-                    self.finish_wait(writer, wakeup, host);
+                    self.finish_wait(writer, write_ends(moved, Wakeup::Retry), host);
                 }
             }
         }

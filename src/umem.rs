@@ -134,6 +134,21 @@ pub(crate) fn readable<M: crate::host::UserMemory + ?Sized>(
     true
 }
 
+/// A sender about to park on a full object (mailbox, queue, pipe) with a buffer it
+/// cannot read could never be served: it fails with [`Error::BadAddress`] now instead of
+/// waiting, perhaps for ever. A call that would not wait is not probed.
+pub(crate) fn refuse_doomed_wait<H: crate::host::Host>(
+    host: &mut H,
+    sender: crate::host::ProcessId,
+    data: UserSlice,
+    blocking: crate::wait::Blocking,
+) -> Result<(), Error> {
+    if blocking.would_wait(host.now()) && !readable(host, sender, data) {
+        return Err(Error::BadAddress);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

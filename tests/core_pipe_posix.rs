@@ -59,6 +59,17 @@ impl World {
             .pipe_write(self.writer, self.write, data, blocking, &mut self.machine)
     }
 
+    /// Another writer: a new process with its own memory and a write handle.
+    fn another_writer(&mut self) -> (ProcessId, Handle) {
+        let pid = self.ipc.process_create().expect("a process slot");
+        self.machine.give_private_memory(pid);
+        let write = self
+            .ipc
+            .handle_grant(self.writer, self.write, pid, Rights::WRITE)
+            .unwrap();
+        (pid, write)
+    }
+
     /// Reads what the pipe holds into the reader's memory at `offset`; returns the count.
     fn drain(&mut self, offset: u64) -> usize {
         let into = self.machine.slice(PRIVATE_BASE + offset, 64);
@@ -196,12 +207,7 @@ fn a_cancelled_write_ends_with_what_was_written_and_leaves_nothing_behind() {
 #[test]
 fn parked_writers_are_served_in_order_and_an_atomic_write_waits_for_all_its_room() {
     let mut w = World::new();
-    let second = w.ipc.process_create().unwrap();
-    w.machine.give_private_memory(second);
-    let write2 = w
-        .ipc
-        .handle_grant(w.writer, w.write, second, Rights::WRITE)
-        .unwrap();
+    let (second, write2) = w.another_writer();
     w.machine.write(second, PRIVATE_BASE, &[0xee; 40]).unwrap();
     assert_eq!(w.write(Blocking::NonBlocking), Ok(Outcome::Done(64)));
     // A 40-byte write is atomic (under PIPE_ATOMIC): it waits for 40 bytes of room.
@@ -266,20 +272,8 @@ fn zero_length_writes_return_zero_with_or_without_a_reader() {
 #[test]
 fn a_writer_that_fits_is_not_held_up_by_an_atomic_one_that_does_not() {
     let mut w = World::new();
-    let (b, c) = (w.ipc.process_create().unwrap(), w.ipc.process_create());
-    let c = c.unwrap_or(b);
-    assert_ne!(b, c, "two more processes fit");
-    for pid in [b, c] {
-        w.machine.give_private_memory(pid);
-    }
-    let write_b = w
-        .ipc
-        .handle_grant(w.writer, w.write, b, Rights::WRITE)
-        .unwrap();
-    let write_c = w
-        .ipc
-        .handle_grant(w.writer, w.write, c, Rights::WRITE)
-        .unwrap();
+    let (b, write_b) = w.another_writer();
+    let (c, write_c) = w.another_writer();
     assert_eq!(w.write(Blocking::NonBlocking), Ok(Outcome::Done(64)));
     // B: a 60-byte atomic write, parked until 60 bytes are free.
     let b_data = w.machine.slice(PRIVATE_BASE, 60);

@@ -1,4 +1,5 @@
-//! Hands the kernel linker script in `targets/` to the linker.
+//! Hands the shared kernel linker script in `targets/` to the linker (the build
+//! script of both kernels: `qemu/minimal-kernel` names this file).
 
 fn main() {
     let manifest = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
