@@ -44,11 +44,14 @@ pub enum Mechanism {
     File = 6,
     /// Anything else the host wants to count.
     Other = 7,
+    /// Signal frames: the context a host saves on the user stack to run a handler, and
+    /// reads back when it returns.
+    Signal = 8,
 }
 
 impl Mechanism {
     /// Number of mechanisms.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
     /// All mechanisms, in index order.
     pub const ALL: [Mechanism; Mechanism::COUNT] = [
         Mechanism::Pipe,
@@ -59,6 +62,7 @@ impl Mechanism {
         Mechanism::PageLoan,
         Mechanism::File,
         Mechanism::Other,
+        Mechanism::Signal,
     ];
 }
 

@@ -57,8 +57,11 @@ pub enum Error {
     NameTooLong,
     /// A non-blocking open of a FIFO for writing found no reader (POSIX `ENXIO`).
     NoReader,
-    /// The wait was cancelled by the host kernel (for example to deliver a signal).
+    /// The wait was cancelled by the host kernel ([`crate::Ipc::cancel_wait`]).
     Cancelled,
+    /// A signal interrupted the wait before the call made progress (POSIX `EINTR`); see
+    /// the interruption table in [`crate::signal`].
+    Interrupted,
 
     // ----- exhaustion -----
     /// The calling process's handle table is full.
@@ -127,7 +130,8 @@ impl Error {
             | Error::AlreadyExists
             | Error::NameTooLong
             | Error::NoReader
-            | Error::Cancelled => ErrorClass::Recoverable,
+            | Error::Cancelled
+            | Error::Interrupted => ErrorClass::Recoverable,
             Error::OutOfHandles
             | Error::OutOfObjects
             | Error::OutOfFrames
@@ -176,6 +180,7 @@ impl Error {
             Error::NameTooLong => ErrorCode::NameTooLong,
             Error::NoReader => ErrorCode::NoReader,
             Error::Cancelled => ErrorCode::Cancelled,
+            Error::Interrupted => ErrorCode::Interrupted,
             Error::OutOfHandles => ErrorCode::OutOfHandles,
             Error::OutOfObjects => ErrorCode::OutOfObjects,
             Error::OutOfFrames => ErrorCode::OutOfFrames,
@@ -235,6 +240,9 @@ impl fmt::Display for Error {
                 "no process has the FIFO open for reading: open it blocking to wait for one",
             ),
             Error::Cancelled => f.write_str("the wait was cancelled by the kernel: retry the call if still wanted"),
+            Error::Interrupted => f.write_str(
+                "a signal interrupted the call before it made progress: retry it if still wanted",
+            ),
             Error::OutOfHandles => f.write_str(
                 "the handle table of the process is full: close handles you no longer need",
             ),
@@ -322,6 +330,8 @@ pub enum ErrorCode {
     NoReader = 11,
     /// See [`Error::Cancelled`]: the kernel cancelled the wait.
     Cancelled = 12,
+    /// See [`Error::Interrupted`]: a signal interrupted the wait (`EINTR`).
+    Interrupted = 13,
     /// See [`Error::OutOfHandles`]: the handle table is full.
     OutOfHandles = 32,
     /// See [`Error::OutOfObjects`]: the object table is full.
@@ -369,7 +379,7 @@ impl ErrorCode {
     /// The code with number `value`, if there is one (user space decoding a result).
     pub const fn from_u32(value: u32) -> Option<ErrorCode> {
         use ErrorCode::*;
-        const ALL: [ErrorCode; 28] = [
+        const ALL: [ErrorCode; 29] = [
             Success,
             WouldBlock,
             Full,
@@ -383,6 +393,7 @@ impl ErrorCode {
             NameTooLong,
             NoReader,
             Cancelled,
+            Interrupted,
             OutOfHandles,
             OutOfObjects,
             OutOfFrames,
@@ -422,7 +433,7 @@ impl ErrorCode {
 mod tests {
     use super::*;
 
-    const ALL: [Error; 27] = [
+    const ALL: [Error; 28] = [
         Error::WouldBlock,
         Error::Full,
         Error::PeerClosed,
@@ -435,6 +446,7 @@ mod tests {
         Error::NameTooLong,
         Error::NoReader,
         Error::Cancelled,
+        Error::Interrupted,
         Error::OutOfHandles,
         Error::OutOfObjects,
         Error::OutOfFrames,

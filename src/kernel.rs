@@ -48,6 +48,8 @@ pub(crate) struct Process<const HANDLES: usize> {
     /// mappings, region frames and buffered messages are counted from the tables
     /// themselves).
     pub(crate) handles_in_flight: usize,
+    /// Pending and blocked signals, actions and the alarm (see [`crate::signal`]).
+    pub(crate) signals: crate::signal::SignalState,
 }
 
 /// How far a blocking pipe write has got (see `Ipc::pipe_write`).
@@ -250,6 +252,7 @@ impl<
                     wait: None,
                     writing: None,
                     handles_in_flight: 0,
+                    signals: crate::signal::SignalState::NEW,
                 }
             }; PROCESSES],
             mailboxes: Table::new(),
@@ -314,6 +317,7 @@ impl<
                     wait: None,
                     writing: None,
                     handles_in_flight: 0,
+                    signals: crate::signal::SignalState::NEW,
                 });
             }
             Table::init_in_place(core::ptr::addr_of_mut!((*ipc).mailboxes));
@@ -358,6 +362,7 @@ impl<
         process.wait = None;
         process.writing = None;
         process.handles_in_flight = 0;
+        process.signals = crate::signal::SignalState::NEW;
         let id = ProcessId::new(slot, process.generation);
         // A dead slot waits for nothing (`process_exit` dropped it); to be safe.
         self.forget_waiting(slot as u16);
@@ -411,6 +416,7 @@ impl<
         let slot = self.process_mut(process)?;
         slot.live = false;
         slot.wait = None;
+        slot.signals = crate::signal::SignalState::NEW;
         self.forget_waiting(process.slot() as u16);
         // Receive handles that only this process held may now be reachable from no
         // process at all, except through messages: collect such mailboxes.
@@ -466,8 +472,10 @@ impl<
 
     /// Ends every wait whose deadline is at or before `now`, reporting each as
     /// `Wakeup::Failed(Error::TimedOut)` (a pipe write that had moved `n` bytes as
-    /// `Wakeup::Completed(Completion::Written(n))`). Returns how many expired. The host must call this
-    /// when time passes (at the latest at [`Ipc::next_deadline`]).
+    /// `Wakeup::Completed(Completion::Written(n))`), and posts `SIGALRM` for every alarm
+    /// that is due ([`Ipc::signal_alarm`]). Returns how many waits expired and alarms
+    /// went off. The host must call this when time passes (at the latest at
+    /// [`Ipc::next_deadline`]).
     ///
     /// # Example
     ///
@@ -502,10 +510,17 @@ impl<
                 wake.wake(id, wakeup);
             }
         }
+        if self
+            .processes
+            .iter()
+            .any(|p| p.live && p.signals.alarm.is_some())
+        {
+            expired += self.fire_alarms(now, wake);
+        }
         expired
     }
 
-    /// The earliest deadline of any waiter, so the host can program its timer.
+    /// The earliest deadline of any waiter or alarm, so the host can program its timer.
     ///
     /// # Example
     ///
@@ -519,11 +534,16 @@ impl<
     /// # Ok(()) }
     /// ```
     pub fn next_deadline(&self) -> Option<u64> {
-        self.processes
+        let waits = self
+            .processes
             .iter()
             .filter(|p| p.live)
             .filter_map(|p| p.wait.and_then(|w| w.deadline))
-            .min()
+            .min();
+        match (waits, self.next_alarm()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ------------------------------------------------------------------ handles
@@ -1005,7 +1025,7 @@ impl<
                     slot.references += 1;
                 }
             }
-            ObjectRef::Reply { .. } => {}
+            ObjectRef::Reply { .. } | ObjectRef::Process(_) => {}
         }
     }
 
@@ -1019,6 +1039,7 @@ impl<
             ObjectRef::Semaphore(key) => self.semaphore_released(key, host),
             ObjectRef::Notification(key) => self.notification_released(key, host),
             ObjectRef::Reply { caller, token } => self.reply_released(caller, token, host),
+            ObjectRef::Process(_) => {}
         }
     }
 

@@ -191,6 +191,7 @@ pub mod pipe;
 pub mod rights;
 pub mod semaphore;
 pub mod shm;
+pub mod signal;
 pub mod umem;
 pub mod wait;
 #[cfg(any(feature = "x86_64", test))]
@@ -214,6 +215,10 @@ pub use mqueue::{QueueAttributes, QueueOpen, QueuedMessage};
 pub use name::Name;
 pub use object::ObjectKind;
 pub use rights::Rights;
+pub use signal::{
+    DefaultAction, Delivery, Disposition, MaskHow, Posted, Signal, SignalAction, SignalFlags,
+    SignalSet,
+};
 pub use umem::{UserLimit, UserSlice};
 pub use wait::{Blocking, Completion, OpenMode, Outcome, Received, Wake, Wakeup};
 

@@ -33,6 +33,8 @@ pub enum ObjectKind {
     Notification,
     /// A one-shot reply capability created by a mailbox call.
     Reply,
+    /// A process, to send it signals (see [`crate::Ipc::process_handle`]).
+    Process,
 }
 
 /// Internal name of an object: slot index and the slot's generation.
@@ -56,6 +58,8 @@ pub(crate) enum ObjectRef {
         caller: ProcessId,
         token: u64,
     },
+    /// A process (for signals); keeps nothing alive.
+    Process(ProcessId),
 }
 
 impl ObjectRef {
@@ -68,6 +72,7 @@ impl ObjectRef {
             ObjectRef::Semaphore(_) => ObjectKind::Semaphore,
             ObjectRef::Notification(_) => ObjectKind::Notification,
             ObjectRef::Reply { .. } => ObjectKind::Reply,
+            ObjectRef::Process(_) => ObjectKind::Process,
         }
     }
 }

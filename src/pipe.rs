@@ -268,6 +268,7 @@ impl<
         }
         let pipe = self.pipes.get_mut(key).ok_or(Error::BrokenPipe)?;
         if pipe.readers == 0 {
+            self.signal_mark(caller, crate::Signal::SIGPIPE);
             return Err(Error::BrokenPipe);
         }
         let minimum = if data.len() <= atomic_limit(L::PIPE_ATOMIC, PIPE_CAPACITY) {
@@ -504,6 +505,11 @@ impl<
                         .and_then(|p| p.writing.take())
                         .map_or(0, |progress| progress.done);
                     self.finish_wait(writer, write_ends(moved, Wakeup::Retry), host);
+                    if moved > 0 {
+                        // The rest can never be read (a writer with nothing moved
+                        // retries into BrokenPipe, which raises it then).
+                        self.signal_mark(writer, crate::Signal::SIGPIPE);
+                    }
                 }
             }
         }

@@ -182,13 +182,24 @@ pub(crate) enum WaitOn {
     PipeRead(Key),
     PipeWrite(Key),
     MailboxSend(Key),
-    MailboxReceive { mailbox: Key, buffer: UserSlice },
-    Reply { token: u64, buffer: UserSlice },
+    MailboxReceive {
+        mailbox: Key,
+        buffer: UserSlice,
+    },
+    Reply {
+        token: u64,
+        buffer: UserSlice,
+    },
     QueueSend(Key),
     QueueReceive(Key),
     Semaphore(Key),
     Notification(Key),
-    FifoOpen { fifo: Key, mode: OpenMode },
+    FifoOpen {
+        fifo: Key,
+        mode: OpenMode,
+    },
+    /// `signal_suspend`: any deliverable signal ends it.
+    Signal,
 }
 
 /// A recorded waiter (one per process at most: a process blocks in one call at a time).

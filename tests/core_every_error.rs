@@ -130,6 +130,29 @@ fn produce(code: ErrorCode) -> Option<Error> {
                 other => panic!("cancel_wait gave {other:?}"),
             }
         }
+        ErrorCode::Interrupted => {
+            // A signal with a handler reaches a process parked in a read.
+            let (read, _) = w.ipc.pipe_create(a).unwrap();
+            let catch = SignalAction {
+                disposition: Disposition::Handler(0x40_1000),
+                ..SignalAction::DEFAULT
+            };
+            w.ipc
+                .signal_action(a, Signal::SIGUSR1, Some(catch))
+                .unwrap();
+            let into = w.buffer(8);
+            let parked = w
+                .ipc
+                .pipe_read(a, read, into, Blocking::Forever, &mut w.machine);
+            assert_eq!(parked, Ok(Outcome::Blocked));
+            w.ipc
+                .signal_post(a, Signal::SIGUSR1, &mut w.machine)
+                .unwrap();
+            match w.machine.take_wakes().pop() {
+                Some((_, Wakeup::Failed(error))) => Err(error),
+                other => panic!("the signal gave {other:?}"),
+            }
+        }
         ErrorCode::OutOfHandles => {
             // 4 handle slots: two semaphores and two notifications fill them.
             for _ in 0..2 {
@@ -239,5 +262,5 @@ fn every_error_code_is_reached_by_its_documented_situation() {
         );
         seen += 1;
     }
-    assert_eq!(seen, 27, "the 27 error codes (besides Success)");
+    assert_eq!(seen, 28, "the 28 error codes (besides Success)");
 }

@@ -236,7 +236,7 @@ pub struct HandleArray {
 /// `process` argument of `ledger_read` selecting the global ledger.
 pub const LEDGER_GLOBAL: u64 = u64::MAX;
 /// Mechanisms in ledger order (kipc's `Mechanism`).
-pub const MECHANISMS: usize = 8;
+pub const MECHANISMS: usize = 9;
 /// Directions in ledger order (kipc's `Direction`): user->kernel,
 /// kernel->user, kernel->kernel, user->user.
 pub const DIRECTIONS: usize = 4;
