@@ -183,6 +183,134 @@ pub mod number {
     /// `file_append_pages(fd, address, pages, length)`: the caller's pages
     /// become the file's next pages, the size grows by `length` (no copy).
     pub const FILE_APPEND_PAGES: u64 = 130;
+
+    // ----- signals (see `kipc::signal` and docs/mechanisms.md) -----
+    /// `signal_action(signal, new_ptr, old_ptr)`: sets the action of
+    /// `signal` from the [`super::SignalActionRecord`] at `new_ptr` (0 =
+    /// only read it) and copies the previous one to `old_ptr` (0 = not
+    /// wanted). `SIGKILL` cannot be changed (`InvalidArgument`), nor can a
+    /// handler or restorer lie outside user memory.
+    pub const SIGNAL_ACTION: u64 = 140;
+    /// `signal_mask(how, set)` -> the old mask; `how` is one of
+    /// [`super::signal::BLOCK`], [`super::signal::UNBLOCK`],
+    /// [`super::signal::SET_MASK`]; bit `n` of `set` is signal `n`.
+    pub const SIGNAL_MASK: u64 = 141;
+    /// `signal_send(process_handle, signal)`: needs the SIGNAL right on a
+    /// process handle ([`PROCESS_HANDLE`]).
+    pub const SIGNAL_SEND: u64 = 142;
+    /// `signal_raise(signal)`: sends `signal` to the caller itself.
+    pub const SIGNAL_RAISE: u64 = 143;
+    /// `signal_pending()` -> the set of pending signals.
+    pub const SIGNAL_PENDING: u64 = 144;
+    /// `alarm(milliseconds)` -> milliseconds left on the alarm it replaces
+    /// (0 if none): `SIGALRM` comes after that long; 0 cancels.
+    pub const ALARM: u64 = 145;
+    /// `signal_return()`: only from a handler's restorer, with `rsp` at the
+    /// [`super::SignalFrame`] (where the handler's `ret` leaves it).
+    /// Resumes the interrupted context; a frame that would leave user mode's
+    /// bounds (a kernel `rip`, interrupts off, I/O privilege), a call
+    /// outside any handler, or an unreadable frame kills the process.
+    pub const SIGNAL_RETURN: u64 = 146;
+    /// `signal_suspend(mask)`: waits for a signal with the mask set to
+    /// `mask` (`pause` is `signal_suspend(current mask)`). Always ends with
+    /// `Interrupted`, after the handler ran.
+    pub const SIGNAL_SUSPEND: u64 = 147;
+    /// `process_handle(pid)` -> a handle to process `pid`, which must be the
+    /// caller or one of its children, with SIGNAL, TRANSFER and DUPLICATE.
+    pub const PROCESS_HANDLE: u64 = 148;
+}
+
+/// Constants of the signal calls.
+pub mod signal {
+    /// `SignalActionRecord::handler` for the default action.
+    pub const DEFAULT: u64 = 0;
+    /// `SignalActionRecord::handler` for ignoring the signal.
+    pub const IGNORE: u64 = 1;
+    /// [`super::number::SIGNAL_MASK`]: add the set to the mask.
+    pub const BLOCK: u64 = 0;
+    /// [`super::number::SIGNAL_MASK`]: remove the set from the mask.
+    pub const UNBLOCK: u64 = 1;
+    /// [`super::number::SIGNAL_MASK`]: replace the mask with the set.
+    pub const SET_MASK: u64 = 2;
+    /// `SignalActionRecord::flags`: restart a call interrupted before it
+    /// made progress (kipc's `SignalFlags::RESTART`).
+    pub const RESTART: u64 = 1;
+    /// Do not block the signal in its own handler.
+    pub const NODEFER: u64 = 2;
+    /// Back to the default action once the handler is entered.
+    pub const RESETHAND: u64 = 4;
+    /// Exit code of a process ended by signal `n`: this plus `n`.
+    pub const EXIT_BASE: u32 = 0x5160;
+}
+
+/// A signal's action as user space passes it to
+/// [`number::SIGNAL_ACTION`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalActionRecord {
+    /// [`signal::DEFAULT`], [`signal::IGNORE`] or the handler's address; the
+    /// handler is entered as `handler(signal, &mut SignalFrame)` with the
+    /// System V calling convention.
+    pub handler: u64,
+    /// Signals blocked while the handler runs (bit `n` = signal `n`).
+    pub mask: u64,
+    /// [`signal::RESTART`], [`signal::NODEFER`], [`signal::RESETHAND`].
+    pub flags: u64,
+    /// Where the handler returns to: code that issues
+    /// [`number::SIGNAL_RETURN`] without touching the stack. One per process
+    /// (the last one set wins).
+    pub restorer: u64,
+}
+
+/// What the kernel pushes on the user stack to run a handler: the
+/// interrupted context. It sits just above the handler's return address
+/// (the restorer), 16-byte aligned, below the interrupted stack's 128-byte
+/// red zone. The handler may read it and change it; `signal_return`
+/// restores it after checking it stays in user mode.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalFrame {
+    /// The signal being handled.
+    pub signal: u64,
+    /// The signal mask to restore.
+    pub mask: u64,
+    /// General-purpose registers of the interrupted context, in this order.
+    pub rax: u64,
+    #[allow(missing_docs)]
+    pub rbx: u64,
+    #[allow(missing_docs)]
+    pub rcx: u64,
+    #[allow(missing_docs)]
+    pub rdx: u64,
+    #[allow(missing_docs)]
+    pub rsi: u64,
+    #[allow(missing_docs)]
+    pub rdi: u64,
+    #[allow(missing_docs)]
+    pub rbp: u64,
+    #[allow(missing_docs)]
+    pub r8: u64,
+    #[allow(missing_docs)]
+    pub r9: u64,
+    #[allow(missing_docs)]
+    pub r10: u64,
+    #[allow(missing_docs)]
+    pub r11: u64,
+    #[allow(missing_docs)]
+    pub r12: u64,
+    #[allow(missing_docs)]
+    pub r13: u64,
+    #[allow(missing_docs)]
+    pub r14: u64,
+    #[allow(missing_docs)]
+    pub r15: u64,
+    /// Where the interrupted code resumes.
+    pub rip: u64,
+    /// Its flags (only the arithmetic flags and DF may differ from what the
+    /// kernel saved; IF must stay set).
+    pub rflags: u64,
+    /// Its stack pointer.
+    pub rsp: u64,
 }
 
 /// Flags of [`number::FILE_OPEN`].
@@ -299,6 +427,17 @@ pub unsafe trait Record: Sized {
             core::slice::from_raw_parts((self as *const Self).cast::<u8>(), size_of::<Self>())
         }
     }
+
+    /// The record whose bytes are `bytes` (exactly `size_of::<Self>()` of
+    /// them), as read from user space; `None` for any other length.
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != size_of::<Self>() {
+            return None;
+        }
+        // SAFETY: the length matches, and per the trait's contract any byte
+        // pattern is a valid `Self`; the read copes with any alignment.
+        Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<Self>()) })
+    }
 }
 
 // SAFETY: repr(C), only u64 fields.
@@ -307,6 +446,10 @@ unsafe impl Record for KernelStats {}
 unsafe impl Record for ResourceUsage {}
 // SAFETY: repr(C), only u64 arrays.
 unsafe impl Record for LedgerRecord {}
+// SAFETY: repr(C), only u64 fields.
+unsafe impl Record for SignalActionRecord {}
+// SAFETY: repr(C), only u64 fields.
+unsafe impl Record for SignalFrame {}
 
 /// Kernel-wide counters (copied out by [`number::KERNEL_STATS`]).
 #[repr(C)]

@@ -38,7 +38,7 @@ use kipc_arch::verdict::fail;
 use kipc_arch::{boot, cpu, gdt, println, pvh, serial, timer, verdict};
 
 use processes::lifecycle::{self, ExitHooks};
-use processes::{programs, scheduler};
+use processes::programs;
 use scenarios::Kernel;
 
 kipc_arch::entry_point!(main);
@@ -68,8 +68,8 @@ fn main(start_info: u64) -> ! {
     // The hooks by which lower layers call up (see docs/architecture.md).
     interrupts::set_handlers(Handlers {
         system_call: syscalls::entry::dispatch,
-        timer: scheduler::on_tick,
-        user_exception: lifecycle::kill_current,
+        timer: processes::signals::on_tick,
+        user_exception: processes::signals::after_fault,
     });
     lifecycle::set_exit_hooks(ExitHooks {
         release: services::release_process,

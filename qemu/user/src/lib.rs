@@ -16,6 +16,7 @@ pub use kipc_abi::{KernelStats, number};
 pub mod file;
 pub mod ipc;
 pub mod shared;
+pub mod signal;
 
 /// A system call failed; the number is a `kipc::ErrorCode`.
 #[derive(Clone, Copy, PartialEq, Eq)]

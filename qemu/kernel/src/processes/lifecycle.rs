@@ -133,6 +133,8 @@ pub fn spawn(
         space,
         frame,
         parent,
+        restorer: 0,
+        handler_depth: 0,
     });
     Ok(id)
 }
@@ -234,6 +236,16 @@ pub fn exit(system: &mut System, id: ProcessId, code: u32) {
             code,
         });
     }
+    // SIGCHLD (ignored unless the parent caught it): a parent waiting for
+    // another child, or sleeping, is interrupted.
+    if let Some(parent) = process.parent {
+        let mut host = KernelHost { processes };
+        if let Ok(kipc::Posted::Deliverable) =
+            ipc.signal_post(parent, kipc::Signal::SIGCHLD, &mut host)
+        {
+            processes.interrupt_host_waits(ipc);
+        }
+    }
     if processes.root == Some(id) {
         (hooks.root_exited)(SystemView { ipc, processes }, &process.name, code);
     }
@@ -252,6 +264,20 @@ pub struct SystemView<'a> {
     pub ipc: &'a KernelIpc,
     /// The processes.
     pub processes: &'a Processes,
+}
+
+/// Kills process `id` for a reason it brought on itself, with one line
+/// saying what happened (`kernel: process N (name) killed: reason`).
+pub fn kill(system: &mut System, id: ProcessId, reason: core::fmt::Arguments, code: u32) {
+    if let Some(process) = system.processes.get(id) {
+        println!(
+            "kernel: process {} ({}) killed: {reason}",
+            id.slot(),
+            process.name
+        );
+    }
+    COUNTERS.killed.fetch_add(1, Ordering::Relaxed);
+    exit(system, id, code);
 }
 
 /// Kills the running process after a fault in user mode, with one line saying

@@ -6,8 +6,9 @@
 //! kernel lock), [`host`] (kipc's host traits over the table), [`elf`],
 //! [`initrd`] and [`programs`] (the boot archive and loading), [`scheduler`]
 //! (kernel stacks, ready queue, timer tick), [`lifecycle`] (spawn, exit,
-//! kill, the first process). Layers above are reached only through
-//! [`lifecycle::ExitHooks`].
+//! kill, the first process), [`signals`] (delivering signals on the way back
+//! to user mode: handler frames, `signal_return`). Layers above are reached
+//! only through [`lifecycle::ExitHooks`].
 
 pub mod elf;
 pub mod host;
@@ -16,4 +17,5 @@ pub mod lifecycle;
 pub mod programs;
 pub mod resume;
 pub mod scheduler;
+pub mod signals;
 pub mod table;

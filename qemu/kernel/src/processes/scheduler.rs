@@ -206,6 +206,8 @@ pub fn on_tick(frame: *mut TrapFrame) -> *mut TrapFrame {
     if ipc.next_deadline().is_some_and(|deadline| deadline <= now) {
         let mut host = KernelHost { processes };
         ipc.expire(now, &mut host);
+        // An alarm may have gone off for a process in one of our own waits.
+        processes.interrupt_host_waits(ipc);
     }
     if processes.current.is_none() && processes.ready.is_empty() {
         report_deadlock(processes, ipc.next_deadline().is_some());

@@ -89,6 +89,11 @@ pub struct Process {
     pub frame: *mut TrapFrame,
     /// The parent, if any.
     pub parent: Option<ProcessId>,
+    /// Where signal handlers return to (set with `signal_action`; 0 = none yet).
+    pub restorer: u64,
+    /// Signal handlers entered and not yet returned from (a `signal_return`
+    /// outside any handler is a forgery).
+    pub handler_depth: u32,
 }
 
 // SAFETY: `frame` points into the kernel stack of this process slot, which is
@@ -239,6 +244,27 @@ impl Processes {
     /// Starts counting the processes a system call wakes (for the direct switch).
     pub fn begin_call(&mut self) {
         self.woken = Woken::Nobody;
+    }
+
+    /// Ends the kernel's own waits (sleep, waiting for a child) of every
+    /// process that now has a signal to deliver: the call returns
+    /// `Interrupted`, and the handler runs before the process sees it. (kipc
+    /// ends its own waits itself, through [`Processes::wake`].)
+    pub fn interrupt_host_waits(&mut self, ipc: &KernelIpc) {
+        for slot in 0..MAX_PROCESSES {
+            let Some(process) = self.table[slot].as_mut() else {
+                continue;
+            };
+            if matches!(process.state, State::Sleeping(_) | State::WaitingForChild(_))
+                && ipc.signal_ready(process.id)
+            {
+                let interrupted = kipc::ErrorCode::Interrupted as u32;
+                // SAFETY: a waiting process's frame sits untouched at the top
+                // of its kernel stack, and we hold the kernel lock.
+                unsafe { (*process.frame).rax = kipc_abi::encode(Err(interrupted)) };
+                self.make_ready(slot);
+            }
+        }
     }
 
     /// Resumes a process parked in kipc as `wakeup` says.

@@ -16,8 +16,8 @@ use kipc_arch::interrupts::TrapFrame;
 use kipc_arch::verdict::fail;
 
 use super::common::{Flow, apply};
-use super::{file_calls, ipc_calls, process_calls};
-use crate::processes::scheduler;
+use super::{file_calls, ipc_calls, process_calls, signal_calls};
+use crate::processes::{scheduler, signals};
 use crate::processes::table::{COUNTERS, SYSTEM, System};
 
 /// Handles one system call; returns the frame to resume.
@@ -42,14 +42,17 @@ pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
         registers.r9,
     ];
     let flow = handle(system, caller, number, arguments);
-    match flow {
+    let next = match flow {
         Flow::Return(..) => {
             // SAFETY: as above; the caller resumes with these results.
             apply(unsafe { &mut *frame }, flow);
             frame
         }
+        Flow::Resume => frame,
         Flow::Switch => scheduler::switch_after_call(&mut system.processes, frame),
-    }
+    };
+    // Last, with the results in place: a handler's frame saves them.
+    signals::before_user(system, next)
 }
 
 /// Routes a call by number: the mailbox round trip first (the hot path),
@@ -64,6 +67,9 @@ fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 
         }
         number::FILE_OPEN..=number::FILE_APPEND_PAGES => {
             file_calls::handle(system, caller, number, arguments)
+        }
+        number::SIGNAL_ACTION..=number::PROCESS_HANDLE => {
+            signal_calls::handle(system, caller, number, arguments)
         }
         _ => ipc_calls::handle(system, caller, number, arguments),
     }

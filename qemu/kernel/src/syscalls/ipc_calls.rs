@@ -21,12 +21,12 @@ use crate::processes::table::{State, System};
 
 const LIMIT: UserLimit = UserLimit::new(USER_END);
 
-fn slice(address: u64, length: u64) -> Result<UserSlice, Error> {
+pub(super) fn slice(address: u64, length: u64) -> Result<UserSlice, Error> {
     let length = usize::try_from(length).map_err(|_| Error::BadAddress)?;
     UserSlice::new(address, length, LIMIT)
 }
 
-fn handle_from(raw: u64) -> Result<Handle, Error> {
+pub(super) fn handle_from(raw: u64) -> Result<Handle, Error> {
     u32::try_from(raw)
         .map(Handle::from_raw)
         .map_err(|_| Error::BadHandle)
@@ -155,7 +155,7 @@ fn probe_handle_array(space: &AddressSpace, address: u64) -> Result<(), Error> {
     }
 }
 
-fn park(system: &mut System, caller: ProcessId) -> Flow {
+pub(super) fn park(system: &mut System, caller: ProcessId) -> Flow {
     if let Some(process) = system.processes.get_mut(caller) {
         process.state = State::BlockedIpc;
     }

@@ -2,7 +2,7 @@
 //!
 //! Files, from the bottom: [`common`] (the [`common::Flow`] a handler
 //! returns, checked argument copies), [`process_calls`], [`ipc_calls`],
-//! [`file_calls`], and [`entry`] (the dispatcher, installed by `main.rs` as
+//! [`file_calls`], [`signal_calls`], and [`entry`] (the dispatcher, installed by `main.rs` as
 //! the system-call handler).
 
 pub mod common;
@@ -10,3 +10,4 @@ pub mod entry;
 pub mod file_calls;
 pub mod ipc_calls;
 pub mod process_calls;
+pub mod signal_calls;
