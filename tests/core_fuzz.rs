@@ -81,6 +81,9 @@ enum Op {
     Spawn,
     Exit(usize),
     Cancel(usize),
+    /// A signal for the process in the slot: SIGUSR1 (caught, RESTART), SIGUSR2
+    /// (caught), SIGTERM, SIGKILL or SIGCHLD (ignored), by index.
+    Kill(usize, u8),
     Create(usize, u8, u8),
     QueueOpen(usize, usize),
     QueueUnlink(usize, usize),
@@ -126,6 +129,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Spawn),
         1 => p.clone().prop_map(Op::Exit),
         1 => p.clone().prop_map(Op::Cancel),
+        2 => (p.clone(), 0u8..5).prop_map(|(p, k)| Op::Kill(p, k)),
         8 => (p.clone(), 0u8..6, any::<u8>()).prop_map(|(p, k, x)| Op::Create(p, k, x)),
         1 => (p.clone(), 0usize..2).prop_map(|(p, n)| Op::QueueOpen(p, n)),
         1 => (p.clone(), 0usize..2).prop_map(|(p, n)| Op::QueueUnlink(p, n)),
@@ -643,6 +647,7 @@ impl Fuzz {
             Op::Spawn => return self.spawn(),
             Op::Exit(slot) => return self.exit_slot(*slot),
             Op::Cancel(slot) => return self.cancel(*slot),
+            Op::Kill(slot, which) => return self.kill(*slot, *which),
             Op::Create(slot, ..)
             | Op::QueueOpen(slot, _)
             | Op::QueueUnlink(slot, _)
@@ -791,7 +796,7 @@ impl Fuzz {
             ),
             Op::Unmap(_, i) => self.unmap(me, *i),
             Op::Loan(_, page, pages) => self.loan(me, *page, *pages),
-            Op::Spawn | Op::Exit(_) | Op::Cancel(_) => unreachable!(),
+            Op::Spawn | Op::Exit(_) | Op::Cancel(_) | Op::Kill(..) => unreachable!(),
         }
     }
 
@@ -810,6 +815,29 @@ impl Fuzz {
         prop_assert!(self.processes[pid.slot()].is_none());
         prop_assert!(!self.dead.contains(&pid), "a process id came back");
         self.machine.give_private_memory(pid);
+        // Every process catches SIGUSR1 (restarting calls) and SIGUSR2 (not).
+        for (signal, flags) in [
+            (Signal::SIGUSR1, SignalFlags::RESTART),
+            (Signal::SIGUSR2, SignalFlags::empty()),
+        ] {
+            let action = SignalAction {
+                disposition: Disposition::Handler(0x40_1000),
+                mask: SignalSet::EMPTY,
+                flags,
+            };
+            prop_assert!(self.ipc.signal_action(pid, signal, Some(action)).is_ok());
+        }
+        // Writes to a pipe without reader then only fail with BrokenPipe (the model
+        // checks that error; tests/core_signals.rs checks SIGPIPE).
+        let ignore = SignalAction {
+            disposition: Disposition::Ignore,
+            ..SignalAction::DEFAULT
+        };
+        prop_assert!(
+            self.ipc
+                .signal_action(pid, Signal::SIGPIPE, Some(ignore))
+                .is_ok()
+        );
         self.processes[pid.slot()] = Some(Process {
             pid,
             handles: BTreeMap::new(),
@@ -838,6 +866,68 @@ impl Fuzz {
         self.dead.push(pid);
         self.collect();
         self.wakes(None)
+    }
+
+    /// A signal arrives for the process in `slot`, and the host delivers it at once (as
+    /// it would on the way back to user mode): a parked call ends as the interruption
+    /// table says; a handler runs and returns; SIGTERM and SIGKILL end the process.
+    fn kill(&mut self, slot: usize, which: u8) -> Result<(), TestCaseError> {
+        let Some(process) = self.processes[slot].as_ref() else {
+            return Ok(());
+        };
+        let pid = process.pid;
+        let parked = process.parked.is_some();
+        let signal = [
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGTERM,
+            Signal::SIGKILL,
+            Signal::SIGCHLD,
+        ][usize::from(which) % 5];
+        let posted = self.ipc.signal_post(pid, signal, &mut self.machine);
+        let wakes = self.machine.take_wakes();
+        if signal == Signal::SIGCHLD {
+            prop_assert_eq!(posted, Ok(Posted::Ignored));
+            prop_assert!(wakes.is_empty(), "an ignored signal woke {:?}", wakes);
+            return Ok(());
+        }
+        prop_assert_eq!(posted, Ok(Posted::Deliverable));
+        if parked {
+            let expected = if signal == Signal::SIGUSR1 {
+                Wakeup::Retry
+            } else {
+                Wakeup::Failed(Error::Interrupted)
+            };
+            prop_assert_eq!(wakes, vec![(pid, expected)]);
+            self.process(pid).parked = None;
+        } else {
+            prop_assert!(
+                wakes.is_empty(),
+                "woke a process that did not wait: {:?}",
+                wakes
+            );
+        }
+        prop_assert!(!self.ipc.is_waiting(pid));
+        match self.ipc.signal_take(pid) {
+            Ok(Some(Delivery::Handler {
+                signal: taken,
+                saved_mask,
+                ..
+            })) => {
+                prop_assert_eq!(taken, signal);
+                prop_assert_eq!(self.ipc.signal_return(pid, saved_mask), Ok(()));
+                prop_assert_eq!(self.ipc.signal_take(pid), Ok(None));
+                Ok(())
+            }
+            Ok(Some(Delivery::Terminate(taken))) => {
+                prop_assert_eq!(taken, signal);
+                self.exit_slot(slot)
+            }
+            other => {
+                prop_assert!(false, "{:?} took {:?}", signal, other);
+                Ok(())
+            }
+        }
     }
 
     fn cancel(&mut self, slot: usize) -> Result<(), TestCaseError> {

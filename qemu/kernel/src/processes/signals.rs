@@ -175,8 +175,7 @@ fn push_frame(
     let mut bytes = [0u8; PUSHED];
     bytes[..8].copy_from_slice(&restorer.to_le_bytes());
     bytes[8..].copy_from_slice(record.as_bytes());
-    let destination =
-        UserSlice::new(base, PUSHED, UserLimit::new(USER_END)).map_err(|_| base)?;
+    let destination = UserSlice::new(base, PUSHED, UserLimit::new(USER_END)).map_err(|_| base)?;
     let System { ipc, processes } = system;
     ipc.copy_to_user_accounted(
         &mut KernelHost { processes },

@@ -255,8 +255,10 @@ impl Processes {
             let Some(process) = self.table[slot].as_mut() else {
                 continue;
             };
-            if matches!(process.state, State::Sleeping(_) | State::WaitingForChild(_))
-                && ipc.signal_ready(process.id)
+            if matches!(
+                process.state,
+                State::Sleeping(_) | State::WaitingForChild(_)
+            ) && ipc.signal_ready(process.id)
             {
                 let interrupted = kipc::ErrorCode::Interrupted as u32;
                 // SAFETY: a waiting process's frame sits untouched at the top

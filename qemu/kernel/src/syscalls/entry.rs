@@ -17,8 +17,8 @@ use kipc_arch::verdict::fail;
 
 use super::common::{Flow, apply};
 use super::{file_calls, ipc_calls, process_calls, signal_calls};
-use crate::processes::{scheduler, signals};
 use crate::processes::table::{COUNTERS, SYSTEM, System};
+use crate::processes::{scheduler, signals};
 
 /// Handles one system call; returns the frame to resume.
 pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {

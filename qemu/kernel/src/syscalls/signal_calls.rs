@@ -177,7 +177,7 @@ fn alarm(system: &mut System, caller: ProcessId, milliseconds: u64) -> Result<u6
         _ => Some(now.saturating_add(milliseconds.div_ceil(per_tick).max(1))),
     };
     let previous = system.ipc.signal_alarm(caller, at)?;
-    Ok(previous.map_or(0, |due| due.saturating_sub(now) * per_tick))
+    Ok(previous.map_or(0, |due| due.saturating_sub(now).saturating_mul(per_tick)))
 }
 
 fn process_handle(system: &mut System, caller: ProcessId, raw: u64) -> Result<u64, Error> {

@@ -3,7 +3,8 @@
 //! command line; children are copies of itself started as `role NAME`.
 //!
 //! For each kind of transfer it sets up two children, kills one at a
-//! seeded random moment, and checks the survivor: it unblocks with the
+//! seeded random moment (alternately with `kill` and with SIGKILL through a
+//! process handle), and checks the survivor: it unblocks with the
 //! documented error, the data it got before the kill is intact and not
 //! duplicated, and resource usage returns to the baseline afterwards.
 //!
@@ -71,17 +72,35 @@ fn close_all(handles: &[Handle]) {
     }
 }
 
+/// Kills so far: every other one is a SIGKILL through a process handle, so
+/// the signal path (an interrupted wait, then delivery on the way back to
+/// user mode) is hit at random moments too.
+static KILLS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
 fn kill_and_reap(victim: ProcessId) {
+    use kipc_user::signal::{self, Signal};
+    let by_signal = KILLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed) % 2 == 1;
     // The victim may have finished on its own just before: then it is a
     // zombie with exit code 0, which is as good (the kill came too late).
-    let code = match kipc_user::kill(victim) {
+    let sent = if by_signal {
+        signal::process_handle(victim).and_then(|handle| {
+            let sent = signal::send(handle, Signal::SIGKILL);
+            check!(ipc::close(handle).is_ok(), "close the process handle");
+            sent
+        })
+    } else {
+        kipc_user::kill(victim)
+    };
+    let code = match sent {
         Ok(()) => wait(victim).expect("wait for the victim"),
         Err(_) => wait(victim).expect("wait for the finished victim"),
     };
-    check!(
-        code == EXIT_KILLED || code == 0,
-        "victim exited with {code}"
-    );
+    let killed = if by_signal {
+        signal::exit_code(Signal::SIGKILL)
+    } else {
+        EXIT_KILLED
+    };
+    check!(code == killed || code == 0, "victim exited with {code}");
 }
 
 fn settle(baseline: &kipc_abi::ResourceUsage, what: &str) {
@@ -434,6 +453,12 @@ fn child(role: &str, handles: &[u32]) -> u32 {
             0
         }
         "pipe-writer" => {
+            // The reader is killed under it: it wants BrokenPipe, not SIGPIPE.
+            let quiet = kipc_user::signal::set_action(
+                kipc_user::signal::Signal::SIGPIPE,
+                kipc_user::signal::Action::Ignore,
+            );
+            check!(quiet.is_ok(), "ignore SIGPIPE: {quiet:?}");
             let mut block = [0u8; 256];
             let mut sequence = 0u32;
             loop {

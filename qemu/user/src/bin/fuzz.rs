@@ -2,8 +2,8 @@
 //! `calls=`, `workers=` and `kills=` from the kernel command line, records
 //! the kernel's resource usage, and starts `workers` copies of itself
 //! (argument `worker slot=K seed=S calls=N`). Each worker issues random system
-//! calls — every number in `kipc_abi::number` except `EXIT`, plus unknown
-//! numbers — with a mix of valid and invalid handles (live, closed, stale
+//! calls — every number in `kipc_abi::number` except `EXIT` and
+//! `SIGNAL_RETURN`, plus unknown numbers — with a mix of valid and invalid handles (live, closed, stale
 //! generation, wrong kind, never issued), pointers (null, kernel half,
 //! non-canonical, unmapped, read-only for a write, straddling a hole,
 //! wrapping), lengths, rights, flags and deadlines, against a population of
@@ -27,14 +27,17 @@
 //! mapping is never offered to `region_unmap`; `EXIT` is issued once, at the
 //! end; `SPAWN` starts only `hello` with one round; `MAILBOX_CALL`, which
 //! waits for a reply with no deadline, is only aimed where it must fail;
-//! every other wait has a deadline of at most a few milliseconds.
+//! every other wait has a deadline of at most a few milliseconds, and a
+//! signal suspension an alarm a few milliseconds away; the signals it sends,
+//! raises or arms have a handler (see `signal_arguments`), which runs for real
+//! in the middle of any call.
 
 #![no_std]
 #![no_main]
 
 use core::ptr::{addr_of, addr_of_mut};
 
-use kipc::ErrorCode;
+use kipc::{ErrorCode, Signal};
 use kipc_abi::{EXIT_KILLED, ResourceUsage, number};
 use kipc_user::ipc::{self, Handle};
 use kipc_user::{ProcessId, check, println};
@@ -348,6 +351,22 @@ struct Pages([u8; 8 * 4096]);
 
 static mut SCRATCH: Pages = Pages([0; 8 * 4096]);
 static mut LOAN: Pages = Pages([0; 8 * 4096]);
+/// The action record `SIGNAL_ACTION` calls read (never the scratch pages,
+/// whose bytes the kernel scribbles: a random handler address there could
+/// be installed and run).
+static mut ACTION: kipc_abi::SignalActionRecord = kipc_abi::SignalActionRecord {
+    handler: 0,
+    mask: 0,
+    flags: 0,
+    restorer: 0,
+};
+/// Signal handlers run in this worker.
+static CAUGHT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The worker's one handler: counts, and returns.
+extern "C" fn caught(_: u64, _: &mut kipc_abi::SignalFrame) {
+    CAUGHT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
 
 fn scratch() -> u64 {
     addr_of!(SCRATCH) as u64
@@ -397,6 +416,7 @@ enum Kind {
     Semaphore,
     Notification,
     Reply,
+    Process,
     Unknown,
 }
 
@@ -493,6 +513,14 @@ const ALL_NUMBERS: &[u64] = &[
     number::FILE_GENERATE,
     number::FILE_LEND,
     number::FILE_APPEND_PAGES,
+    number::SIGNAL_ACTION,
+    number::SIGNAL_MASK,
+    number::SIGNAL_SEND,
+    number::SIGNAL_RAISE,
+    number::SIGNAL_PENDING,
+    number::ALARM,
+    number::SIGNAL_SUSPEND,
+    number::PROCESS_HANDLE,
 ];
 
 /// What a call was, for the failure report and the result checks.
@@ -514,6 +542,16 @@ fn worker(argument: &str, handles: &[u32]) -> u32 {
     );
     let counters = ipc::region_map(Handle(handles[0]), None, true).expect("map counters");
     let counter_address = counters + slot as u64 * 8;
+    // Signals the fuzzer sends, raises and arms alarms for run `caught`;
+    // a write to a broken pipe only fails.
+    for signal in [Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGALRM] {
+        check!(
+            kipc_user::signal::catch(signal, caught, 0).is_ok(),
+            "catch {signal:?}"
+        );
+    }
+    let quiet = kipc_user::signal::set_action(Signal::SIGPIPE, kipc_user::signal::Action::Ignore);
+    check!(quiet.is_ok(), "ignore SIGPIPE");
     // The hole after the scratch pages: loan the last page away and drop it.
     let hole = ipc::pages_loan(scratch() + SCRATCH_BYTES, 1).expect("loan scratch page");
     check!(ipc::close(hole).is_ok(), "close the hole's loan");
@@ -566,6 +604,10 @@ fn worker(argument: &str, handles: &[u32]) -> u32 {
     if let Some(child) = fuzzer.child.take() {
         let _ = kipc_user::wait(ProcessId(child));
     }
+    println!(
+        "fuzz worker {slot}: {calls} calls, {} signal handlers ran in the middle of them",
+        CAUGHT.load(core::sync::atomic::Ordering::Relaxed)
+    );
     // EXIT takes the low 32 bits of its argument: garbage above must not
     // change the exit code the root sees.
     let high = fuzzer.random.next() << 32;
@@ -876,7 +918,12 @@ impl Fuzzer {
         match self.random.below(5) {
             0 => 11 + self.random.below(5),
             1 => 19 + self.random.below(13),
-            2 => 131 + self.random.below(1000),
+            2 => {
+                // Between the file calls and the signal calls, or past them.
+                let gap = 131 + self.random.below(9);
+                let beyond = number::PROCESS_HANDLE + 1 + self.random.below(1000);
+                self.random.pick(&[gap, beyond])
+            }
             3 => (1 << 32) | self.random.pick(ALL_NUMBERS),
             _ => self.random.next() | (1 << 40),
         }
@@ -1294,6 +1341,14 @@ impl Fuzzer {
                     self.random.pick(&[0, 1, 4096, 8192, u64::MAX, extra])
                 };
             }
+            number::SIGNAL_ACTION
+            | number::SIGNAL_MASK
+            | number::SIGNAL_SEND
+            | number::SIGNAL_RAISE
+            | number::ALARM
+            | number::SIGNAL_SUSPEND
+            | number::PROCESS_HANDLE => self.signal_arguments(call),
+            number::SIGNAL_PENDING => {}
             _ => {
                 // An unknown number: all garbage.
                 for argument in a.iter_mut() {
@@ -1360,6 +1415,119 @@ impl Fuzzer {
         }
     }
 
+    /// Arguments of the signal calls. The worker catches SIGUSR1, SIGUSR2 and
+    /// SIGALRM and ignores SIGPIPE (see [`worker`]); the fuzzer keeps it so:
+    /// it only installs that handler or (except for SIGALRM) ignores, and
+    /// only sends or raises those signals (or SIGCHLD), so a
+    /// handler running at any moment is part of the test, a death is not.
+    /// `SIGNAL_RETURN` is not fuzzed (outside a handler it kills by design;
+    /// the signals scenario checks forged frames), and a suspension always
+    /// has an alarm armed and SIGALRM let through, so it ends.
+    fn signal_arguments(&mut self, call: &mut Call) {
+        const SAFE: [u64; 4] = [10, 12, 14, 17]; // USR1, USR2, ALRM, CHLD
+        let a = &mut call.arguments;
+        let invalid = self.random.pick(&[0, 32, 64, u64::MAX]);
+        match call.number {
+            number::SIGNAL_ACTION => {
+                let roll = self.random.below(10);
+                a[0] = match roll {
+                    0 => invalid,
+                    1 => 9, // SIGKILL: only a query may succeed
+                    _ => self.random.pick(&[10, 12, 13, 14, 17]),
+                };
+                let mut record = kipc_abi::SignalActionRecord {
+                    handler: caught as *const () as u64,
+                    mask: self.random.next(),
+                    // RESTART and NODEFER; never RESETHAND, which would leave
+                    // the default action (the end of the worker) behind.
+                    flags: self.random.below(4),
+                    restorer: kipc_user::signal::kipc_signal_restorer as *const () as u64,
+                };
+                let mut refused = roll == 0;
+                let mut bad_record = false;
+                match self.random.below(8) {
+                    0 if a[0] != 14 => record.handler = kipc_abi::signal::IGNORE,
+                    1 => {
+                        record.handler = 0xffff_8000_0000_0000 + self.random.below(PAGE);
+                        bad_record = true;
+                    }
+                    2 => {
+                        record.restorer = u64::MAX - self.random.below(PAGE);
+                        bad_record = record.handler != kipc_abi::signal::IGNORE;
+                    }
+                    3 => {
+                        record.flags = 1 << (8 + self.random.below(40));
+                        bad_record = true;
+                    }
+                    _ => {}
+                }
+                // SAFETY: a private static only this (single-threaded) worker
+                // touches, and the kernel only reads it.
+                unsafe { *addr_of_mut!(ACTION) = record };
+                let (new, old) = match self.random.below(6) {
+                    0 => (0, scratch() + self.random.below(64) * 8),
+                    1 => {
+                        refused = true;
+                        // (0 would mean "no record": a bad pointer is never 0 here.)
+                        (self.bad_pointer().max(1), 0)
+                    }
+                    2 => {
+                        refused = true;
+                        (addr_of!(ACTION) as u64, self.bad_pointer().max(1))
+                    }
+                    _ => (
+                        addr_of!(ACTION) as u64,
+                        scratch() + self.random.below(64) * 8,
+                    ),
+                };
+                // The record is read (and judged) only when one is passed.
+                if new != 0 && (bad_record || a[0] == 9) {
+                    refused = true;
+                }
+                a[1] = new;
+                a[2] = old;
+                call.must_fail = refused;
+            }
+            number::SIGNAL_MASK => {
+                a[0] = self.random.below(4);
+                a[1] = self.random.next();
+                call.must_fail = a[0] == 3;
+            }
+            number::SIGNAL_SEND | number::SIGNAL_RAISE => {
+                let signal = if self.random.chance(15) {
+                    invalid
+                } else {
+                    self.random.pick(&SAFE)
+                };
+                if call.number == number::SIGNAL_SEND {
+                    // To itself or its `hello` child: a child ended by a
+                    // default action is only a child gone early.
+                    a[0] = self.handle(Kind::Process);
+                    a[1] = signal;
+                } else {
+                    a[0] = signal;
+                }
+                call.must_fail = signal == invalid;
+            }
+            number::ALARM => a[0] = self.random.pick(&[0, 1, 2, 3, u64::MAX]),
+            number::SIGNAL_SUSPEND => {
+                let armed = kipc_user::signal::alarm_ms(1 + self.random.below(3));
+                check!(armed.is_ok(), "arm the alarm: {armed:?}");
+                a[0] = self.random.next() & !(1 << 14);
+                call.must_fail = true;
+            }
+            _ => {
+                // PROCESS_HANDLE: itself, its child, or anyone.
+                let me = kipc_user::process_id().0;
+                a[0] = match (self.child, self.random.below(4)) {
+                    (_, 0) => me,
+                    (Some(child), 1) => child,
+                    _ => self.random.next(),
+                };
+            }
+        }
+    }
+
     fn succeeded(&mut self, call: &Call, value: u64, rdx: u64, r8: u64) {
         let a = call.arguments;
         let raw = value as u32;
@@ -1373,6 +1541,7 @@ impl Fuzzer {
             number::MQUEUE_CREATE | number::MQUEUE_OPEN => self.add(raw, Kind::Queue, all),
             number::REGION_CREATE | number::PAGES_LOAN => self.add(raw, Kind::Region, all),
             number::SEMAPHORE_CREATE => self.add(raw, Kind::Semaphore, all),
+            number::PROCESS_HANDLE => self.add(raw, Kind::Process, all),
             number::NOTIFICATION_CREATE => self.add(raw, Kind::Notification, all),
             number::FIFO_OPEN => {
                 let kind = if a[2] == 1 {

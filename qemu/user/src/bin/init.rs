@@ -1385,7 +1385,13 @@ fn peer_death() -> u32 {
         "init: peer-death: pipe writer killed after 1000 bytes; reader got them all, then end of file"
     );
 
-    // The reader dies after 100 bytes: the blocked writer gets BrokenPipe.
+    // The reader dies after 100 bytes: the blocked writer gets BrokenPipe
+    // (with SIGPIPE ignored, as a program that handles the error does).
+    let quiet = kipc_user::signal::set_action(
+        kipc_user::signal::Signal::SIGPIPE,
+        kipc_user::signal::Action::Ignore,
+    );
+    check!(quiet.is_ok(), "ignore SIGPIPE: {quiet:?}");
     let capacity = pipe_capacity();
     let (read, write) = ipc::pipe().expect("pipe");
     let child = launch("dying-peer", "pipe-reader", &[read]);
@@ -1408,6 +1414,10 @@ fn peer_death() -> u32 {
     );
     expect_exit(child, kipc_abi::EXIT_KILLED, "dying-peer pipe-reader");
     close(write);
+    let _ = kipc_user::signal::set_action(
+        kipc_user::signal::Signal::SIGPIPE,
+        kipc_user::signal::Action::Default,
+    );
     println!(
         "init: peer-death: pipe reader killed; the writer, blocked after {written} bytes, got BrokenPipe"
     );

@@ -100,8 +100,11 @@ extern "C" fn inner(_: u64, _: &mut SignalFrame) {
 
 fn nested_handlers_follow_their_masks() {
     let usr2 = SignalSet::of(Signal::SIGUSR2);
-    signal::set_action(Signal::SIGUSR2, signal::Action::Handler(inner, SignalSet::EMPTY, 0))
-        .expect("sigaction");
+    signal::set_action(
+        Signal::SIGUSR2,
+        signal::Action::Handler(inner, SignalSet::EMPTY, 0),
+    )
+    .expect("sigaction");
     // SIGUSR2 in SIGUSR1's mask: it waits until the outer handler returns.
     signal::set_action(Signal::SIGUSR1, signal::Action::Handler(outer, usr2, 0))
         .expect("sigaction");
@@ -109,8 +112,11 @@ fn nested_handlers_follow_their_masks() {
     signal::raise(Signal::SIGUSR1).expect("raise");
     let masked = LOG.load(SeqCst);
     // Without it, SIGUSR2's handler runs inside SIGUSR1's.
-    signal::set_action(Signal::SIGUSR1, signal::Action::Handler(outer, SignalSet::EMPTY, NODEFER))
-        .expect("sigaction");
+    signal::set_action(
+        Signal::SIGUSR1,
+        signal::Action::Handler(outer, SignalSet::EMPTY, NODEFER),
+    )
+    .expect("sigaction");
     LOG.store(0, SeqCst);
     signal::raise(Signal::SIGUSR1).expect("raise");
     let nested = LOG.load(SeqCst);
@@ -140,10 +146,7 @@ fn under_alarm<T: core::fmt::Debug>(
     signal::alarm_ms(20).expect("alarm");
     let result = call();
     let _ = signal::alarm_ms(0);
-    check!(
-        check(&result),
-        "{name}: wanted {expected}, got {result:?}"
-    );
+    check!(check(&result), "{name}: wanted {expected}, got {result:?}");
     check!(
         caught(Signal::SIGALRM) == before + 1,
         "{name}: the SIGALRM handler ran {} times",
@@ -168,17 +171,26 @@ fn interruption_table() {
     // Nothing was lost: data written now is all there.
     ipc::write(write, b"after", Deadline::Forever).expect("write");
     let got = ipc::read(read, &mut buffer, Deadline::NoWait);
-    check!(got == Ok(5) && &buffer[..5] == b"after", "read after: {got:?}");
+    check!(
+        got == Ok(5) && &buffer[..5] == b"after",
+        "read after: {got:?}"
+    );
 
     // Fill the 16 KiB pipe, then a 10-byte (atomic) write moves nothing.
     let big = [0x5au8; 20 * 1024];
     let filled = ipc::write(write, &big, Deadline::NoWait).expect("fill");
-    under_alarm("pipe write, full, nothing moved", "Interrupted", interrupted, || {
-        ipc::write(write, &big[..10], Deadline::Forever)
-    });
+    under_alarm(
+        "pipe write, full, nothing moved",
+        "Interrupted",
+        interrupted,
+        || ipc::write(write, &big[..10], Deadline::Forever),
+    );
     let mut drain = [0u8; 20 * 1024];
     let drained = ipc::read(read, &mut drain, Deadline::NoWait);
-    check!(drained == Ok(filled), "drained {drained:?}, filled {filled}");
+    check!(
+        drained == Ok(filled),
+        "drained {drained:?}, filled {filled}"
+    );
     // A 20 KiB write into the empty 16 KiB pipe: 16 KiB go in, then it waits.
     under_alarm(
         "pipe write, part moved",
@@ -189,7 +201,10 @@ fn interruption_table() {
     let drained = ipc::read(read, &mut drain, Deadline::NoWait);
     check!(drained == Ok(filled), "exactly those bytes: {drained:?}");
     check!(
-        with_code(ipc::read(read, &mut drain, Deadline::NoWait), ErrorCode::WouldBlock),
+        with_code(
+            ipc::read(read, &mut drain, Deadline::NoWait),
+            ErrorCode::WouldBlock
+        ),
         "no more arrives later"
     );
     ipc::close(read).expect("close");
@@ -210,9 +225,15 @@ fn interruption_table() {
         ipc::mqueue_send(queue, b"two", 1, Deadline::Forever)
     });
     let got = ipc::mqueue_receive(queue, &mut buffer, Deadline::NoWait);
-    check!(got == Ok((3, 1)) && &buffer[..3] == b"one", "the queue holds only one: {got:?}");
     check!(
-        with_code(ipc::mqueue_receive(queue, &mut buffer, Deadline::NoWait), ErrorCode::WouldBlock),
+        got == Ok((3, 1)) && &buffer[..3] == b"one",
+        "the queue holds only one: {got:?}"
+    );
+    check!(
+        with_code(
+            ipc::mqueue_receive(queue, &mut buffer, Deadline::NoWait),
+            ErrorCode::WouldBlock
+        ),
         "the interrupted send was not taken"
     );
     ipc::close(queue).expect("close");
@@ -229,16 +250,28 @@ fn interruption_table() {
         ipc::send(mailbox, b"extra", &[], Deadline::Forever)
     });
     let mut reply = [0u8; 16];
-    under_alarm("mailbox call, full (before sending)", "Interrupted", interrupted, || {
-        ipc::call_mailbox(mailbox, b"call", &[], &mut reply)
-    });
+    under_alarm(
+        "mailbox call, full (before sending)",
+        "Interrupted",
+        interrupted,
+        || ipc::call_mailbox(mailbox, b"call", &[], &mut reply),
+    );
     let mut messages = 0;
     while let Ok(message) = ipc::receive(mailbox, &mut buffer, Deadline::NoWait) {
-        check!(message.reply.is_none(), "an interrupted call's message was queued");
-        check!(&buffer[..message.length] == b"queued", "an interrupted send arrived");
+        check!(
+            message.reply.is_none(),
+            "an interrupted call's message was queued"
+        );
+        check!(
+            &buffer[..message.length] == b"queued",
+            "an interrupted send arrived"
+        );
         messages += 1;
     }
-    check!(messages == kipc_abi::BUFFERED_PER_SENDER, "{messages} messages queued");
+    check!(
+        messages == kipc_abi::BUFFERED_PER_SENDER,
+        "{messages} messages queued"
+    );
     call_interrupted_after_the_server_took_it(mailbox);
     ipc::close(mailbox).expect("close");
 
@@ -258,11 +291,16 @@ fn interruption_table() {
     });
     ipc::close(notification).expect("close");
 
-    under_alarm("sleep (the kernel's own wait)", "Interrupted", interrupted, || {
-        kipc_user::call(number::SLEEP, [10_000, 0, 0, 0, 0, 0])
-    });
+    under_alarm(
+        "sleep (the kernel's own wait)",
+        "Interrupted",
+        interrupted,
+        || kipc_user::call(number::SLEEP, [10_000, 0, 0, 0, 0, 0]),
+    );
     let child = start_role("linger", &[]);
-    under_alarm("wait for a child", "Interrupted", interrupted, || wait(child));
+    under_alarm("wait for a child", "Interrupted", interrupted, || {
+        wait(child)
+    });
     let code = wait(child);
     check!(code == Ok(0), "the child still reports its exit: {code:?}");
 }
@@ -289,7 +327,9 @@ fn call_interrupted_after_the_server_took_it(mailbox: Handle) {
         code == Ok(0),
         "the server's late reply did not fail with PeerClosed: exit {code:?}"
     );
-    println!("signals:   (the server's late reply failed with PeerClosed, and it kept its handles)");
+    println!(
+        "signals:   (the server's late reply failed with PeerClosed, and it kept its handles)"
+    );
     ipc::close(go).expect("close");
 }
 
@@ -307,7 +347,11 @@ fn restart_table() {
         |result| *result == Ok(5),
         || ipc::read(read, &mut buffer, Deadline::Forever),
     );
-    check!(&buffer[..5] == b"later", "restarted read got {:?}", &buffer[..5]);
+    check!(
+        &buffer[..5] == b"later",
+        "restarted read got {:?}",
+        &buffer[..5]
+    );
     check!(wait(writer) == Ok(0), "writer");
     ipc::close(read).expect("close");
 
@@ -342,13 +386,18 @@ fn alarm_wakes_a_paused_process() {
     signal::alarm_ms(30).expect("alarm");
     let error = signal::pause();
     let waited = kipc_user::uptime_ms() - started;
-    check!(error == ErrorCode::Interrupted, "pause ended with {error:?}");
+    check!(
+        error == ErrorCode::Interrupted,
+        "pause ended with {error:?}"
+    );
     check!(
         caught(Signal::SIGALRM) == before + 1 && waited >= 20,
         "after {waited} ms, the handler ran {} times",
         caught(Signal::SIGALRM) - before
     );
-    println!("signals: an alarm woke a paused process after {waited} ms; pause returned Interrupted");
+    println!(
+        "signals: an alarm woke a paused process after {waited} ms; pause returned Interrupted"
+    );
 }
 
 // ------------------------------------------------------------------ SIGPIPE, SIGCHLD
@@ -363,7 +412,10 @@ fn sigpipe_kills_the_writer_and_its_reader_sees_eof() {
     ipc::close(log_write).expect("close");
     let mut buffer = [0u8; 32];
     let first = ipc::read(log_read, &mut buffer, Deadline::Forever);
-    check!(first == Ok(6) && &buffer[..6] == b"before", "the writer's log: {first:?}");
+    check!(
+        first == Ok(6) && &buffer[..6] == b"before",
+        "the writer's log: {first:?}"
+    );
     let end = ipc::read(log_read, &mut buffer, Deadline::Forever);
     check!(end == Ok(0), "its reader sees end of file: {end:?}");
     let code = wait(writer);
@@ -377,7 +429,10 @@ fn sigpipe_kills_the_writer_and_its_reader_sees_eof() {
     let (read, write) = ipc::pipe().expect("pipe");
     ipc::close(read).expect("close");
     let result = ipc::write(write, b"lost", Deadline::Forever);
-    check!(with_code(result, ErrorCode::BrokenPipe), "ignored SIGPIPE: {result:?}");
+    check!(
+        with_code(result, ErrorCode::BrokenPipe),
+        "ignored SIGPIPE: {result:?}"
+    );
     ipc::close(write).expect("close");
     signal::set_action(Signal::SIGPIPE, signal::Action::Default).expect("sigaction");
     println!(
@@ -393,13 +448,22 @@ fn sigchld_reaches_the_parent() {
     let child = start_role("exit-7", &[]);
     let error = signal::suspend(old);
     check!(error == ErrorCode::Interrupted, "suspend: {error:?}");
-    check!(caught(Signal::SIGCHLD) == 1, "SIGCHLD handled {} times", caught(Signal::SIGCHLD));
+    check!(
+        caught(Signal::SIGCHLD) == 1,
+        "SIGCHLD handled {} times",
+        caught(Signal::SIGCHLD)
+    );
     let mask = signal::block(SignalSet::EMPTY).expect("mask");
-    check!(mask.contains(Signal::SIGCHLD), "suspend restored the mask: {mask:?}");
+    check!(
+        mask.contains(Signal::SIGCHLD),
+        "suspend restored the mask: {mask:?}"
+    );
     signal::set_mask(old).expect("mask");
     check!(wait(child) == Ok(7), "exit code");
     signal::set_action(Signal::SIGCHLD, signal::Action::Default).expect("sigaction");
-    println!("signals: SIGCHLD reached the parent, suspended with it unblocked; wait() then gave the exit code");
+    println!(
+        "signals: SIGCHLD reached the parent, suspended with it unblocked; wait() then gave the exit code"
+    );
 }
 
 // ------------------------------------------------------------------ authority
@@ -408,7 +472,10 @@ fn signals_travel_only_through_process_handles() {
     let me = kipc_user::process_id();
     let child = start_role("no-authority", &[]);
     let code = wait(child);
-    check!(code == Ok(0), "a child without a handle could signal its parent: {code:?}");
+    check!(
+        code == Ok(0),
+        "a child without a handle could signal its parent: {code:?}"
+    );
     // A parent gets a handle to its child, and SIGTERM's default ends it.
     let (read, write) = ipc::pipe().expect("pipe");
     let blocked = start_role("block-read", &[read, write]);
@@ -427,7 +494,10 @@ fn signals_travel_only_through_process_handles() {
         "SIGTERM through the handle: {code:?}"
     );
     let gone = signal::send(handle, Signal::SIGTERM);
-    check!(with_code(gone, ErrorCode::NoSuchProcess), "the handle after exit: {gone:?}");
+    check!(
+        with_code(gone, ErrorCode::NoSuchProcess),
+        "the handle after exit: {gone:?}"
+    );
     ipc::close(handle).expect("close");
     ipc::close(write).expect("close");
     let stranger = signal::process_handle(ProcessId(me.0 ^ 1));
@@ -435,7 +505,9 @@ fn signals_travel_only_through_process_handles() {
         with_code(stranger, ErrorCode::NoSuchProcess),
         "a handle to a process that is not a child: {stranger:?}"
     );
-    println!("signals: SIGTERM went through a process handle; a child without one could not signal its parent");
+    println!(
+        "signals: SIGTERM went through a process handle; a child without one could not signal its parent"
+    );
 }
 
 fn sigkill_frees_everything_a_blocked_process_held() {
@@ -454,10 +526,16 @@ fn sigkill_frees_everything_a_blocked_process_held() {
     signal::send(handle, Signal::SIGINT).expect("send");
     kipc_user::sleep_ms(10);
     let still = kipc_user::resource_usage().expect("usage");
-    check!(still.processes == during.processes, "SIGTERM and SIGINT were held back");
+    check!(
+        still.processes == during.processes,
+        "SIGTERM and SIGINT were held back"
+    );
     signal::send(handle, Signal::SIGKILL).expect("send");
     let code = wait(child);
-    check!(code == Ok(signal::exit_code(Signal::SIGKILL)), "SIGKILL: {code:?}");
+    check!(
+        code == Ok(signal::exit_code(Signal::SIGKILL)),
+        "SIGKILL: {code:?}"
+    );
     ipc::close(handle).expect("close");
     ipc::close(ready).expect("close");
     let after = kipc_user::resource_usage().expect("usage");
