@@ -126,6 +126,7 @@ fn demo_tours_every_mechanism_and_runs_the_experiment() {
         "mqueue:       sent low(1), high(9), middle(5)",
         "shm:          both processes added 1000",
         "notification: the peer signalled 0b001 and then 0b100; one wait returned both: 0b101",
+        "signal:       SIGUSR1 through a process handle ran the peer's handler in user mode; its blocked read then returned Interrupted",
         "copies per byte of payload",
     ] {
         assert!(

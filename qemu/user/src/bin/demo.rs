@@ -25,6 +25,7 @@ fn main(start: kipc_user::Start) -> u32 {
     queue_stop();
     region_stop();
     notification_stop();
+    signal_stop();
     println!();
     let experiment = spawn("experiment", start.argument, &[]).expect("spawn experiment");
     check!(wait(experiment) == Ok(0), "the experiment failed");
@@ -125,6 +126,38 @@ fn notification_stop() {
     );
 }
 
+fn signal_stop() {
+    use kipc_user::signal::{self, Signal};
+    let (quiet_read, quiet_write) = ipc::pipe().expect("pipe");
+    let (report_read, report_write) = ipc::pipe().expect("pipe");
+    let peer = start_peer("signal", &[quiet_read, report_write]);
+    ipc::close(quiet_read).expect("close");
+    ipc::close(report_write).expect("close");
+    // Until the peer waits in its read (the only kipc wait there is).
+    while kipc_user::resource_usage().map_or(0, |usage| usage.waiters) == 0 {
+        kipc_user::sleep_ms(1);
+    }
+    let handle = signal::process_handle(peer).expect("a handle to our child");
+    signal::send(handle, Signal::SIGUSR1).expect("send SIGUSR1");
+    let mut report = [0u8; 96];
+    let length = ipc::read_full(report_read, &mut report).expect("report");
+    check!(wait(peer) == Ok(0), "signal peer");
+    for handle in [handle, quiet_write, report_read] {
+        ipc::close(handle).expect("close");
+    }
+    let text = core::str::from_utf8(&report[..length]).unwrap_or("?");
+    println!(
+        "  signal:       SIGUSR1 through a process handle ran the peer's handler in user mode; {text}"
+    );
+}
+
+static HANDLED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn on_signal(_: u64, frame: &mut kipc_user::signal::SignalFrame) {
+    // The frame holds the interrupted context: where the read will resume.
+    HANDLED.store(frame.rip, core::sync::atomic::Ordering::Relaxed);
+}
+
 fn peer(role: &str, handles: &'static [u32]) -> u32 {
     let handle = |index: usize| Handle(handles[index]);
     match role {
@@ -165,6 +198,22 @@ fn peer(role: &str, handles: &'static [u32]) -> u32 {
         "notification" => {
             ipc::notification_signal(handle(0), 0b001).expect("signal");
             ipc::notification_signal(handle(0), 0b100).expect("signal");
+        }
+        "signal" => {
+            use kipc_user::signal::{self, Signal};
+            signal::catch(Signal::SIGUSR1, on_signal, 0).expect("catch SIGUSR1");
+            let mut buffer = [0u8; 8];
+            let result = ipc::read(handle(0), &mut buffer, Deadline::Forever);
+            let resumed = HANDLED.load(core::sync::atomic::Ordering::Relaxed);
+            check!(resumed != 0, "the handler did not run");
+            check!(
+                matches!(result, Err(error) if error == kipc::ErrorCode::Interrupted),
+                "the read returned {result:?}"
+            );
+            let report = kipc_user::format_line!(
+                "its blocked read then returned Interrupted (the frame saved rip {resumed:#x})"
+            );
+            ipc::write_all(handle(1), report.as_bytes()).expect("report");
         }
         _ => return 2,
     }
