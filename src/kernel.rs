@@ -121,6 +121,9 @@ pub struct Ipc<
     /// slot here, so starting one need not search the list.
     waiting: heapless::Vec<u16, PROCESSES>,
     pub(crate) next_token: u64,
+    /// Live processes with a non-empty pending signal set (see
+    /// [`Ipc::signal_attention`]).
+    pub(crate) signalled: usize,
     limits: core::marker::PhantomData<L>,
 }
 
@@ -266,6 +269,7 @@ impl<
             ledger: Ledger::new(),
             waiting: heapless::Vec::new(),
             next_token: 1,
+            signalled: 0,
             limits: core::marker::PhantomData,
         }
     }
@@ -299,6 +303,7 @@ impl<
                 ledger: _,
                 waiting: _,
                 next_token: _,
+                signalled: _,
                 limits: _,
             } = ipc;
         };
@@ -331,6 +336,7 @@ impl<
             core::ptr::addr_of_mut!((*ipc).ledger).write(Ledger::new());
             core::ptr::addr_of_mut!((*ipc).waiting).write(heapless::Vec::new());
             core::ptr::addr_of_mut!((*ipc).next_token).write(1);
+            core::ptr::addr_of_mut!((*ipc).signalled).write(0);
             core::ptr::addr_of_mut!((*ipc).limits).write(core::marker::PhantomData);
             slot.assume_init_mut()
         }
@@ -416,7 +422,9 @@ impl<
         let slot = self.process_mut(process)?;
         slot.live = false;
         slot.wait = None;
+        let signalled = !slot.signals.pending.is_empty();
         slot.signals = crate::signal::SignalState::NEW;
+        self.signalled -= usize::from(signalled);
         self.forget_waiting(process.slot() as u16);
         // Receive handles that only this process held may now be reachable from no
         // process at all, except through messages: collect such mailboxes.

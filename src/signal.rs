@@ -476,8 +476,11 @@ impl<
         if signal != Signal::SIGKILL && state.action(signal).ignores(signal) {
             return Ok(Posted::Ignored);
         }
+        let first = state.pending.is_empty();
         state.pending = state.pending.with(signal);
-        if state.blocked.contains(signal) {
+        let blocked = state.blocked.contains(signal);
+        self.signalled += usize::from(first);
+        if blocked {
             return Ok(Posted::Blocked);
         }
         self.interrupt_wait(target, signal, wake);
@@ -523,8 +526,10 @@ impl<
             }
             action.mask = action.mask.maskable();
             state.set_action(signal, action);
-            if action.ignores(signal) {
+            if action.ignores(signal) && state.pending.contains(signal) {
                 state.pending = state.pending.without(signal);
+                let emptied = state.pending.is_empty();
+                self.signalled -= usize::from(emptied);
             }
         }
         Ok(previous)
@@ -577,6 +582,26 @@ impl<
         Ok(self.process(caller)?.signals.pending)
     }
 
+    /// Whether any process has a pending signal at all (blocked or not): one load, the
+    /// check a host makes on every way back to user mode before the per-process
+    /// [`Ipc::signal_ready`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer: ProcessId, handle: Handle, buffer: UserSlice) -> Result<(), Error> {
+    /// if ipc.signal_attention() && ipc.signal_ready(caller) {
+    ///     let delivery = ipc.signal_take(caller)?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[inline(always)]
+    pub fn signal_attention(&self) -> bool {
+        self.signalled != 0
+    }
+
     /// Whether `process` has a signal to deliver now: the host's cheap check on the way
     /// back to user mode before it calls [`Ipc::signal_take`]. False for a dead process.
     ///
@@ -627,25 +652,32 @@ impl<
     /// ```
     pub fn signal_take(&mut self, process: ProcessId) -> Result<Option<Delivery>, Error> {
         let state = &mut self.process_mut(process)?.signals;
+        let had = !state.pending.is_empty();
+        let delivery = Self::take_from(state);
+        let emptied = had && state.pending.is_empty();
+        self.signalled -= usize::from(emptied);
+        Ok(delivery)
+    }
+
+    /// [`Ipc::signal_take`]'s choice, on one process's state.
+    fn take_from(state: &mut SignalState) -> Option<Delivery> {
         loop {
             let deliverable = state.deliverable();
-            let Some(signal) = (if deliverable.contains(Signal::SIGKILL) {
-                Some(Signal::SIGKILL)
+            let signal = if deliverable.contains(Signal::SIGKILL) {
+                Signal::SIGKILL
             } else {
-                deliverable.lowest()
-            }) else {
-                return Ok(None);
+                deliverable.lowest()?
             };
             state.pending = state.pending.without(signal);
             if signal == Signal::SIGKILL {
-                return Ok(Some(Delivery::Terminate(signal)));
+                return Some(Delivery::Terminate(signal));
             }
             let action = state.action(signal);
             match action.disposition {
                 // Ignored since it was posted: discarded.
                 _ if action.ignores(signal) => continue,
                 Disposition::Default | Disposition::Ignore => {
-                    return Ok(Some(Delivery::Terminate(signal)));
+                    return Some(Delivery::Terminate(signal));
                 }
                 Disposition::Handler(entry) => {
                     let saved_mask = state.suspended_mask.take().unwrap_or(state.blocked);
@@ -657,12 +689,12 @@ impl<
                     if action.flags.contains(SignalFlags::RESETHAND) {
                         state.set_action(signal, SignalAction::DEFAULT);
                     }
-                    return Ok(Some(Delivery::Handler {
+                    return Some(Delivery::Handler {
                         signal,
                         entry,
                         saved_mask,
                         flags: action.flags,
-                    }));
+                    });
                 }
             }
         }
@@ -776,7 +808,9 @@ impl<
         if let Ok(p) = self.process_mut(process) {
             let state = &mut p.signals;
             if !state.action(signal).ignores(signal) {
+                let first = state.pending.is_empty();
                 state.pending = state.pending.with(signal);
+                self.signalled += usize::from(first);
             }
         }
     }

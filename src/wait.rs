@@ -177,7 +177,7 @@ pub enum OpenMode {
 }
 
 /// What a blocked process waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Eq)]
 pub(crate) enum WaitOn {
     PipeRead(Key),
     PipeWrite(Key),
@@ -200,6 +200,48 @@ pub(crate) enum WaitOn {
     },
     /// `signal_suspend`: any deliverable signal ends it.
     Signal,
+}
+
+/// Written out (not derived) to be inlined: the wake-up paths compare a waiter
+/// with `WaitOn::PipeRead(key)` and the like on every call, and the derived
+/// comparison of this many variants became an out-of-line call.
+impl PartialEq for WaitOn {
+    #[inline(always)]
+    fn eq(&self, other: &WaitOn) -> bool {
+        use WaitOn::*;
+        match (self, other) {
+            (PipeRead(a), PipeRead(b))
+            | (PipeWrite(a), PipeWrite(b))
+            | (MailboxSend(a), MailboxSend(b))
+            | (QueueSend(a), QueueSend(b))
+            | (QueueReceive(a), QueueReceive(b))
+            | (Semaphore(a), Semaphore(b))
+            | (Notification(a), Notification(b)) => a == b,
+            (
+                MailboxReceive { mailbox, buffer },
+                MailboxReceive {
+                    mailbox: other_mailbox,
+                    buffer: other_buffer,
+                },
+            ) => mailbox == other_mailbox && buffer == other_buffer,
+            (
+                Reply { token, buffer },
+                Reply {
+                    token: other_token,
+                    buffer: other_buffer,
+                },
+            ) => token == other_token && buffer == other_buffer,
+            (
+                FifoOpen { fifo, mode },
+                FifoOpen {
+                    fifo: other_fifo,
+                    mode: other_mode,
+                },
+            ) => fifo == other_fifo && mode == other_mode,
+            (Signal, Signal) => true,
+            _ => false,
+        }
+    }
 }
 
 /// A recorded waiter (one per process at most: a process blocks in one call at a time).

@@ -2028,6 +2028,12 @@ impl Fuzz {
     /// The checks after every step.
     fn check_invariants(&self) -> Result<(), TestCaseError> {
         let usage = self.ipc.usage();
+        let pending = self.processes.iter().flatten().any(|p| {
+            self.ipc
+                .signal_pending(p.pid)
+                .is_ok_and(|set| !set.is_empty())
+        });
+        prop_assert_eq!(self.ipc.signal_attention(), pending, "signal_attention");
         let live = |kind| self.live_objects(kind);
         let processes: Vec<&Process> = self.processes.iter().flatten().collect();
         let in_flight = self

@@ -6,8 +6,8 @@
 //! Every way back to user mode passes through [`before_user`]: the system
 //! call dispatcher calls it last, and `main.rs` installs [`on_tick`] and
 //! [`after_fault`] as the timer and exception handlers (they run the
-//! scheduler's and lifecycle's handlers, then this). The check costs one
-//! load and a test when nothing is pending.
+//! scheduler's and lifecycle's handlers, then this). When no process has a
+//! pending signal, the check is one load and a branch.
 //!
 //! The frame (`kipc_abi::SignalFrame`) goes below the interrupted stack's
 //! 128-byte red zone, 16-byte aligned, with the restorer's address just
@@ -54,7 +54,18 @@ const ALWAYS_ONE: u64 = 1 << 1;
 /// `frame` belongs to), if it has any: returns the frame to resume, which is
 /// another process's if this one was terminated.
 #[inline(always)]
-pub fn before_user(system: &mut System, mut frame: *mut TrapFrame) -> *mut TrapFrame {
+pub fn before_user(system: &mut System, frame: *mut TrapFrame) -> *mut TrapFrame {
+    // One load when no process anywhere has a pending signal (the usual case).
+    if !system.ipc.signal_attention() {
+        return frame;
+    }
+    deliver_pending(system, frame)
+}
+
+/// [`before_user`] when some process has a pending signal: delivers those of
+/// the process about to run, if it is one of them.
+#[inline(never)]
+fn deliver_pending(system: &mut System, mut frame: *mut TrapFrame) -> *mut TrapFrame {
     loop {
         let Some(slot) = system.processes.current else {
             return frame;

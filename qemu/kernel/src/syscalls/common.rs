@@ -13,9 +13,6 @@ pub enum Flow {
     Return(u64, Option<u64>, Option<u64>),
     /// The caller is parked; run someone else.
     Switch,
-    /// Resume the caller with its frame as the handler left it (no result
-    /// registers: `signal_return` restored the whole context).
-    Resume,
 }
 
 /// An error result.

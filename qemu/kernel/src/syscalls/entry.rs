@@ -48,7 +48,6 @@ pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
             apply(unsafe { &mut *frame }, flow);
             frame
         }
-        Flow::Resume => frame,
         Flow::Switch => scheduler::switch_after_call(&mut system.processes, frame),
     };
     // Last, with the results in place: a handler's frame saves them.
