@@ -415,10 +415,14 @@ impl<
         while let Some(capability) = self.process_mut(process)?.handles.take_any() {
             self.release(capability, host);
         }
+        // LAB shm: begin
         while let Some(index) = self.mappings.iter().position(|m| m.process == process) {
             let mapping = self.mappings.swap_remove(index);
             self.remove_mapping(mapping, host);
         }
+        // LAB shm: stub
+        // // LAB shm, step 3: remove every region mapping of the exiting process
+        // LAB shm: end
         let slot = self.process_mut(process)?;
         slot.live = false;
         slot.wait = None;

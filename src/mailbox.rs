@@ -686,6 +686,7 @@ impl<
         }
         let handle_count = capabilities.len() + usize::from(reply.is_some());
 
+        // LAB mailbox: begin
         // Fast path: a receiver is already waiting with a buffer.
         let waiting = self.oldest_waiter(
             |on| matches!(on, WaitOn::MailboxReceive { mailbox, .. } if *mailbox == key),
@@ -736,6 +737,16 @@ impl<
                 |on| matches!(on, WaitOn::MailboxReceive { mailbox, .. } if *mailbox == key),
             );
         }
+        // LAB mailbox: stub
+        // // LAB mailbox: no direct hand-off yet. Every message is buffered (two
+        // // copies), and a receiver that waits retries its receive to take it.
+        // let _ = Self::hand_over;
+        // self.wake_all(
+        //     Wakeup::Retry,
+        //     host,
+        //     |on| matches!(on, WaitOn::MailboxReceive { mailbox, .. } if *mailbox == key),
+        // );
+        // LAB mailbox: end
 
         // Slow path: buffer the message in the kernel. A sender that already has its
         // quota of messages waiting here finds the mailbox full, as if every slot were

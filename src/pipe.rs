@@ -99,9 +99,14 @@ impl<const CAPACITY: usize> Pipe<CAPACITY> {
     /// The ring positions of `count` bytes starting at free-running counter `from`, as at
     /// most two runs (before and after the wrap).
     fn runs(from: usize, count: usize) -> (Range<usize>, Range<usize>) {
+        // LAB pipe: begin
         let start = from % CAPACITY;
         let first = count.min(CAPACITY - start);
         (start..start + first, 0..count - first)
+        // LAB pipe: stub
+        // let _ = (from, count);
+        // todo!("LAB pipe, step 1: split `count` bytes from counter `from` into at most two runs of the ring")
+        // LAB pipe: end
     }
 }
 
@@ -190,10 +195,15 @@ impl<
             return Ok(Outcome::Done(0));
         }
         if pipe.len() == 0 {
+            // LAB pipe: begin
             if pipe.writers == 0 {
                 return Ok(Outcome::Done(0));
             }
             return self.block(caller, WaitOn::PipeRead(key), blocking, host);
+            // LAB pipe: stub
+            // let _ = blocking;
+            // todo!("LAB pipe, step 2: an empty pipe is end of file once no writer is left; otherwise the reader waits")
+            // LAB pipe: end
         }
         let mut count = pipe.len().min(buffer.len());
         let (first, second) = Pipe::<PIPE_CAPACITY>::runs(pipe.read, count);
@@ -268,8 +278,12 @@ impl<
         }
         let pipe = self.pipes.get_mut(key).ok_or(Error::BrokenPipe)?;
         if pipe.readers == 0 {
+            // LAB pipe: begin
             self.signal_mark(caller, crate::Signal::SIGPIPE);
             return Err(Error::BrokenPipe);
+            // LAB pipe: stub
+            // todo!("LAB pipe, step 3: a write with no reader left fails with BrokenPipe and raises SIGPIPE")
+            // LAB pipe: end
         }
         let minimum = if data.len() <= atomic_limit(L::PIPE_ATOMIC, PIPE_CAPACITY) {
             data.len()
@@ -495,6 +509,7 @@ impl<
         if rights.contains(Rights::READ) {
             slot.value.readers -= 1;
             if slot.value.readers == 0 {
+                // LAB pipe: begin
                 // Writers must learn that nobody will read: one that had moved bytes
                 // ends with their count, the others retry into BrokenPipe.
                 while let Some((writer, _)) = self.oldest_waiter(|on| *on == WaitOn::PipeWrite(key))
@@ -511,6 +526,10 @@ impl<
                         self.signal_mark(writer, crate::Signal::SIGPIPE);
                     }
                 }
+                // LAB pipe: stub
+                // // LAB pipe, step 4: wake every writer parked on this pipe (see the handout)
+                // let _ = write_ends;
+                // LAB pipe: end
             }
         }
         let Some(slot) = self.pipes.slot_mut(key) else {

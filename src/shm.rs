@@ -193,10 +193,15 @@ impl<
         access: Access,
         host: &mut H,
     ) -> Result<u64, Error> {
+        // LAB shm: begin
         let needed = match access {
             Access::ReadOnly => Rights::MAP,
             Access::ReadWrite => Rights::MAP.union(Rights::WRITE),
         };
+        // LAB shm: stub
+        // // LAB shm, step 1: which rights must the handle carry for this access?
+        // let needed = Rights::empty();
+        // LAB shm: end
         let key = self.region_key(caller, handle, needed)?;
         let held = self.mappings.iter().filter(|m| m.process == caller).count();
         crate::config::charge(L::QUOTAS.mappings, crate::Quota::Mappings, held, 1)?;
@@ -322,6 +327,7 @@ impl<
             }
             return Err(Error::OutOfObjects);
         }
+        // LAB loan: begin
         // One ranged unmap checks every page (changing nothing if one is missing) and
         // reports the narrowest access. A page the lender may only read stays read-only
         // for every borrower: the loan's handle lacks WRITE unless every page was writable.
@@ -344,6 +350,10 @@ impl<
             capability.rights.remove(Rights::WRITE);
         }
         self.install_new(caller, capability)
+        // LAB loan: stub
+        // let _ = (address, pages, host, Frame::PLACEHOLDER, Access::ReadOnly, region_capability);
+        // todo!("LAB loan: move the pages out of the lender into a new region and return its handle")
+        // LAB loan: end
     }
 
     // ------------------------------------------------------------------ internals
@@ -360,6 +370,7 @@ impl<
 
     /// Unmaps a mapping already taken out of the table and drops its reference.
     pub(crate) fn remove_mapping<H: Host>(&mut self, mapping: Mapping, host: &mut H) {
+        // LAB shm: begin
         let mut frames = [Frame::PLACEHOLDER; REGION_PAGES];
         let unmapped = match frames.get_mut(..mapping.pages) {
             Some(frames) => host.unmap_pages(mapping.process, mapping.address, frames),
@@ -377,6 +388,10 @@ impl<
             region.mappings -= 1;
         }
         self.region_destroy_if_unused(mapping.region, host);
+        // LAB shm: stub
+        // let _ = (mapping, host);
+        // todo!("LAB shm, step 2: unmap the mapping's pages, flush, and drop its reference to the region")
+        // LAB shm: end
     }
 
     pub(crate) fn region_released<H: Host>(&mut self, key: Key, host: &mut H) {

@@ -680,6 +680,7 @@ impl<
                     return Some(Delivery::Terminate(signal));
                 }
                 Disposition::Handler(entry) => {
+                    // LAB signals: begin
                     let saved_mask = state.suspended_mask.take().unwrap_or(state.blocked);
                     let mut blocked = state.blocked.union(action.mask);
                     if !action.flags.contains(SignalFlags::NODEFER) {
@@ -689,6 +690,11 @@ impl<
                     if action.flags.contains(SignalFlags::RESETHAND) {
                         state.set_action(signal, SignalAction::DEFAULT);
                     }
+                    // LAB signals: stub
+                    // // LAB signals, step 2: block the action's mask and the signal itself
+                    // // (unless NODEFER) while the handler runs; RESETHAND
+                    // let saved_mask = state.suspended_mask.take().unwrap_or(state.blocked);
+                    // LAB signals: end
                     return Some(Delivery::Handler {
                         signal,
                         entry,
@@ -847,6 +853,7 @@ impl<
         signal: Signal,
         wake: &mut W,
     ) {
+        // LAB signals: begin
         let Ok(process) = self.process_mut(target) else {
             return;
         };
@@ -865,5 +872,9 @@ impl<
             _ => Wakeup::Failed(Error::Interrupted),
         };
         self.finish_wait(target, wakeup, wake);
+        // LAB signals: stub
+        // // LAB signals, step 1: end the target's wait as the interruption table says
+        // let _ = (target, signal, wake, Self::finish_wait::<W>);
+        // LAB signals: end
     }
 }

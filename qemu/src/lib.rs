@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 mod archive;
 pub mod bench;
+pub mod labs;
 
 /// The Rust target the kernel and user programs are built for.
 pub const TARGET: &str = "x86_64-unknown-none";
@@ -212,7 +213,7 @@ pub fn ensure_qemu() -> Result<(), Error> {
 
 /// Environment variables of the outer cargo that must not leak into the
 /// child build (they would rebuild for the wrong target or deadlock on locks).
-const SCRUBBED_ENVIRONMENT: &[&str] = &[
+pub(crate) const SCRUBBED_ENVIRONMENT: &[&str] = &[
     "RUSTFLAGS",
     "CARGO_ENCODED_RUSTFLAGS",
     "CARGO_BUILD_RUSTFLAGS",

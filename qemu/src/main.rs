@@ -11,6 +11,8 @@ Build the kipc demo kernel and boot it under QEMU.
 Usage: cargo run -- [OPTIONS] [SCENARIO]
        cargo run -- bench [OPTIONS]
        cargo run -- --kernel minimal [talk]
+       cargo run -- lab list | lab start NAME [DIR]
+       cargo run -- grade NAME [--json FILE]
 
 SCENARIO is what the kernel runs after boot (default: demo, the tour and the
 file-transfer experiment). Kernel scenarios: demo boot timer memory modules
@@ -19,6 +21,12 @@ of that name (pipe, fifo, mqueue, mailbox, shm, ...).
 
 `bench` builds in release mode, runs the benchmarks under -icount and writes
 target/bench/results.json and target/bench/throughput.svg.
+
+`lab start NAME` writes the starter tree of lab NAME (see labs/README.md) to
+DIR (default ../kipc-lab-NAME) as a git repository; `grade NAME` runs that
+lab's checks in the current tree, prints one line per check and the score,
+keeps each failing run's log under target/grade/NAME/, and exits with 1
+below full marks; `--json FILE` also writes the score as JSON.
 
 `--kernel minimal` boots the second kernel instead: it embeds kipc through the
 x86_64 adapter in under 200 lines of glue and runs one scenario, `talk` (two
@@ -43,6 +51,12 @@ Exit status: 0 when the scenario passed (QEMU exit 33 and its PASS line),
 1 when it failed, 2 when the runner could not build or start QEMU.";
 
 fn main() -> ExitCode {
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    match words.first().map(String::as_str) {
+        Some("lab") => return lab(&words[1..]),
+        Some("grade") => return grade(&words[1..]),
+        _ => {}
+    }
     let mut options = RunOptions::scenario("demo");
     options.echo = true;
     options.icount = true;
@@ -245,4 +259,105 @@ fn run_bench(mut options: RunOptions) -> ExitCode {
         report.duration.as_secs_f64()
     );
     ExitCode::SUCCESS
+}
+
+/// `cargo run -- lab list | lab start NAME [DIR]`.
+fn lab(words: &[String]) -> ExitCode {
+    use kipc_qemu::labs;
+    match words.first().map(String::as_str) {
+        Some("list") | None => {
+            println!("kipc labs, easiest first (handouts in labs/NAME/README.md):");
+            for lab in labs::LABS {
+                println!(
+                    "  {:<11} {:>2} h  {:>3} points  {}",
+                    lab.name,
+                    lab.hours,
+                    lab.total(),
+                    lab.title
+                );
+            }
+            println!("start one with `cargo run -- lab start NAME [DIR]`");
+            ExitCode::SUCCESS
+        }
+        Some("start") => {
+            let Some(lab) = words.get(1).and_then(|name| labs::find(name)) else {
+                eprintln!(
+                    "kipc-qemu: lab start needs a lab name: {}",
+                    labs::LABS
+                        .iter()
+                        .map(|lab| lab.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return ExitCode::from(2);
+            };
+            let destination = words.get(2).map(std::path::PathBuf::from);
+            match labs::start(lab, &kipc_qemu::repository_root(), destination) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("kipc-qemu: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some(other) => {
+            eprintln!("kipc-qemu: unknown lab command {other:?}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `cargo run -- grade NAME [--json FILE]`.
+fn grade(words: &[String]) -> ExitCode {
+    use kipc_qemu::labs;
+    let mut name = None;
+    let mut json = None;
+    let mut rest = words.iter();
+    while let Some(word) = rest.next() {
+        match word.as_str() {
+            "--json" => json = rest.next().cloned(),
+            other if name.is_none() && !other.starts_with('-') => name = Some(other.to_string()),
+            other => {
+                eprintln!("kipc-qemu: grade: unexpected {other:?}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(lab) = name.as_deref().and_then(labs::find) else {
+        eprintln!(
+            "kipc-qemu: grade needs a lab name: {}",
+            labs::LABS
+                .iter()
+                .map(|lab| lab.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    if let Err(error) = kipc_qemu::prepare_machine() {
+        eprintln!("kipc-qemu: {error}");
+        return ExitCode::from(2);
+    }
+    let root = kipc_qemu::repository_root();
+    println!("grading lab {} in {}", lab.name, root.display());
+    let outcomes = labs::grade(lab, &root);
+    let (earned, total) = labs::score(&outcomes);
+    println!("{}: score {earned}/{total}", lab.name);
+    if earned < total {
+        println!(
+            "  logs of the failing checks: {}",
+            root.join("target/grade").join(lab.name).display()
+        );
+    }
+    if let Some(path) = json
+        && let Err(error) = std::fs::write(&path, labs::json(lab, &outcomes))
+    {
+        eprintln!("kipc-qemu: writing {path}: {error}");
+        return ExitCode::from(2);
+    }
+    if earned == total {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
