@@ -170,7 +170,7 @@ pub const LABS: &[Lab] = &[
     },
     Lab {
         name: "mailbox",
-        title: "Mailboxes: hand a message straight to a waiting receiver (4 copies per byte -> 3)",
+        title: "Mailboxes: hand a message straight to a waiting receiver (one copy instead of two)",
         hours: 3,
         checks: &[
             BUILD,
@@ -184,11 +184,11 @@ pub const LABS: &[Lab] = &[
                 own: true,
             },
             Check {
-                name: "a file through a mailbox to a waiting receiver: 3 copies per byte",
+                name: "a server waiting in reply-receive gets the next call handed over",
                 points: 10,
                 kind: Kind::Host {
-                    file: Some("core_sim"),
-                    test: "file_transfer_through_a_mailbox_to_a_waiting_receiver_costs_three_copies_per_byte",
+                    file: None,
+                    test: "mailbox::tests::reply_receive_blocks_and_a_later_call_hands_over_directly",
                 },
                 own: true,
             },
@@ -266,11 +266,11 @@ pub const LABS: &[Lab] = &[
                 own: true,
             },
             Check {
-                name: "page loans still move frames (they share the table)",
+                name: "message queues still work (they share no code with regions)",
                 points: 5,
                 kind: Kind::Host {
-                    file: None,
-                    test: "shm::tests::page_loan_moves_frames",
+                    file: Some("core_sim"),
+                    test: "file_transfer_through_a_message_queue_costs_four_copies_per_byte",
                 },
                 own: false,
             },
@@ -497,8 +497,10 @@ pub struct Starter {
 }
 
 /// The student's version of a reference file for lab `lab` (see the module
-/// documentation). Fails on unbalanced markers, naming the line.
-pub fn starter_text(text: &str, lab: &str) -> Result<Starter, String> {
+/// documentation; `None` turns every lab's regions into stubs). Fails on
+/// unbalanced markers, naming the line.
+pub fn starter_text(text: &str, lab: Option<&str>) -> Result<Starter, String> {
+    let ours = |name: &str| lab.is_none_or(|lab| lab == name);
     #[derive(PartialEq)]
     enum State {
         Outside,
@@ -521,7 +523,7 @@ pub fn starter_text(text: &str, lab: &str) -> Result<Starter, String> {
                 }
                 state = State::Reference;
                 current = name;
-                if name == lab {
+                if ours(name) {
                     regions += 1;
                     let indent = &line[..line.len() - line.trim_start().len()];
                     let (_, _, prefix) = marker(line).expect("a marker");
@@ -543,7 +545,7 @@ pub fn starter_text(text: &str, lab: &str) -> Result<Starter, String> {
                 if state == State::Outside || name != current {
                     return Err(format!("line {number}: LAB {name}: end without begin"));
                 }
-                if name == lab {
+                if ours(name) {
                     out.push_str(line);
                 }
                 state = State::Outside;
@@ -551,7 +553,7 @@ pub fn starter_text(text: &str, lab: &str) -> Result<Starter, String> {
             None => match state {
                 State::Outside => out.push_str(line),
                 State::Reference => {
-                    if current == lab {
+                    if ours(current) {
                         if !line.trim().is_empty() {
                             removed.push(line.trim().to_string());
                         }
@@ -560,7 +562,7 @@ pub fn starter_text(text: &str, lab: &str) -> Result<Starter, String> {
                     }
                 }
                 State::Stub => {
-                    if current == lab {
+                    if ours(current) {
                         out.push_str(&uncomment(line));
                     }
                 }
@@ -660,9 +662,17 @@ pub fn write_starter(lab: &Lab, root: &Path, destination: &Path) -> Result<Start
             .map_err(|error| format!("reading {}: {error}", file.display()))?;
         let written = match String::from_utf8(bytes) {
             Ok(text) if text.contains("LAB ") => {
-                let starter = starter_text(&text, lab.name)
+                // Under labs/ (answers files) every lab's regions become stubs: no
+                // starter hands out another lab's answers. In the code, other
+                // labs' regions keep their reference code: the kernel needs it.
+                let only = if file.starts_with("labs") {
+                    None
+                } else {
+                    Some(lab.name)
+                };
+                let starter = starter_text(&text, only)
                     .map_err(|error| format!("{}: {error}", file.display()))?;
-                tree.regions += starter.regions;
+                tree.regions += text.matches(&format!("LAB {}: begin", lab.name)).count();
                 tree.removed.extend(starter.removed);
                 std::fs::write(&target, starter.text)
             }
@@ -1199,7 +1209,7 @@ fn a() {
 
     #[test]
     fn a_region_becomes_its_stub_and_other_labs_keep_their_code() {
-        let starter = starter_text(REFERENCE, "one").unwrap();
+        let starter = starter_text(REFERENCE, Some("one")).unwrap();
         assert_eq!(starter.regions, 1);
         assert_eq!(starter.removed, vec!["real_one();".to_string()]);
         assert!(starter.text.contains("    todo!(\"one\")\n"));
@@ -1213,17 +1223,17 @@ fn a() {
 
     #[test]
     fn unbalanced_markers_are_refused() {
-        assert!(starter_text("// LAB x: begin\n", "x").is_err());
-        assert!(starter_text("// LAB x: end\n", "x").is_err());
-        assert!(starter_text("// LAB x: stub\n", "x").is_err());
-        assert!(starter_text("// LAB x: begin\n// LAB y: begin\n", "x").is_err());
-        assert!(starter_text("// LAB x: begin\n// LAB y: end\n", "x").is_err());
+        assert!(starter_text("// LAB x: begin\n", Some("x")).is_err());
+        assert!(starter_text("// LAB x: end\n", Some("x")).is_err());
+        assert!(starter_text("// LAB x: stub\n", Some("x")).is_err());
+        assert!(starter_text("// LAB x: begin\n// LAB y: begin\n", Some("x")).is_err());
+        assert!(starter_text("// LAB x: begin\n// LAB y: end\n", Some("x")).is_err());
     }
 
     #[test]
     fn hash_comments_work_too() {
         let text = "# LAB acc: begin\npipe = 4\n# LAB acc: stub\n# pipe = ?\n# LAB acc: end\n";
-        let starter = starter_text(text, "acc").unwrap();
+        let starter = starter_text(text, Some("acc")).unwrap();
         assert!(starter.text.contains("pipe = ?\n"));
         assert!(!starter.text.contains("pipe = 4"));
     }
