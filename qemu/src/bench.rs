@@ -86,6 +86,8 @@ pub struct Results {
     pub transfers: Vec<Transfer>,
     /// Static size of the demo kernel's `Ipc` and of `kipc::MinimalIpc`, in bytes.
     pub footprint: Option<(u64, u64)>,
+    /// The same work measured under Linux (`--peer linux`), if it ran.
+    pub linux: Option<crate::peers::LinuxResults>,
 }
 
 fn fields(line: &str) -> BTreeMap<&str, &str> {
@@ -314,6 +316,87 @@ impl Results {
         out
     }
 
+    /// kipc's round trip of `mechanism` at `size` bytes, per round trip.
+    pub fn round_trip(&self, mechanism: &str, size: u64) -> Option<f64> {
+        self.latency
+            .iter()
+            .find(|l| l.mechanism == mechanism && l.size == size)
+            .map(Latency::per_round_trip)
+    }
+
+    /// kipc's 1 MiB transfer through `mechanism`, instructions per KiB.
+    pub fn file_per_kib(&self, mechanism: &str) -> Option<f64> {
+        self.transfers
+            .iter()
+            .find(|t| t.mechanism == mechanism && t.bytes == 1 << 20)
+            .map(Transfer::instructions_per_kib)
+    }
+
+    /// The rows kipc and Linux both measured: (what, kipc, Linux).
+    pub fn comparison(&self) -> Vec<(String, f64, f64)> {
+        let Some(linux) = &self.linux else {
+            return Vec::new();
+        };
+        let mut rows = Vec::new();
+        for size in [64u64, 4096] {
+            for mechanism in ["pipe", "mqueue", "shm"] {
+                if let (Some(ours), Some(theirs)) = (
+                    self.round_trip(mechanism, size),
+                    linux.round_trip(mechanism, size as usize),
+                ) {
+                    rows.push((
+                        format!("{mechanism} round trip, {}", human(size)),
+                        ours,
+                        theirs as f64,
+                    ));
+                }
+            }
+        }
+        for mechanism in ["pipe", "shm"] {
+            if let (Some(ours), Some(theirs)) = (self.file_per_kib(mechanism), linux.file(mechanism)) {
+                rows.push((
+                    format!("1 MiB file by {mechanism}, per KiB"),
+                    ours,
+                    theirs as f64,
+                ));
+            }
+        }
+        rows
+    }
+
+    /// The side-by-side table of kipc and Linux, if Linux ran.
+    pub fn comparison_table(&self) -> String {
+        let Some(linux) = &self.linux else {
+            return String::new();
+        };
+        let mut out = format!(
+            "kipc and Linux ({}) in the same QEMU, guest instructions (4 KiB chunks for files):\n",
+            linux.kernel
+        );
+        let _ = writeln!(
+            out,
+            "  {:<32} {:>10} {:>10} {:>14}",
+            "measurement", "kipc", "Linux", "Linux / kipc"
+        );
+        for (what, ours, theirs) in self.comparison() {
+            let _ = writeln!(
+                out,
+                "  {what:<32} {ours:>10.0} {theirs:>10.0} {:>13.1}x",
+                theirs / ours.max(1.0)
+            );
+        }
+        let unverified: Vec<&str> = linux
+            .files
+            .iter()
+            .filter(|file| !file.3)
+            .map(|file| file.0.as_str())
+            .collect();
+        if !unverified.is_empty() {
+            let _ = writeln!(out, "  Linux output NOT VERIFIED: {}", unverified.join(", "));
+        }
+        out
+    }
+
     /// The results as JSON.
     pub fn json(&self) -> String {
         let mut out = String::from("{\n");
@@ -378,8 +461,26 @@ impl Results {
                 )
             })
             .collect();
-        let _ = writeln!(out, "  \"transfers\": [\n{}\n  ]", transfers.join(",\n"));
-        out.push_str("}\n");
+        let _ = write!(out, "  \"transfers\": [\n{}\n  ]", transfers.join(",\n"));
+        if let Some(linux) = &self.linux {
+            let rows: Vec<String> = self
+                .comparison()
+                .iter()
+                .map(|(what, ours, theirs)| {
+                    format!(
+                        "      {{\"measurement\": \"{what}\", \"kipc\": {ours:.1}, \"linux\": {theirs:.1}, \"linux_over_kipc\": {:.3}}}",
+                        theirs / ours.max(1.0)
+                    )
+                })
+                .collect();
+            let _ = write!(
+                out,
+                ",\n  \"linux\": {{\n    \"kernel\": \"{}\",\n    \"comparison\": [\n{}\n    ]\n  }}",
+                linux.kernel,
+                rows.join(",\n")
+            );
+        }
+        out.push_str("\n}\n");
         out
     }
 
@@ -512,6 +613,21 @@ impl Results {
                 LEFT + 40.0,
                 legend_y + 4.0
             );
+        }
+        if let Some(linux) = &self.linux {
+            // Linux's 1 MiB transfers, as black squares at 1 MiB.
+            for (index, (mechanism, bytes, per_kib, _)) in linux.files.iter().enumerate() {
+                let value = 1_000_000.0 / (*per_kib as f64).max(1.0);
+                let (cx, cy) = (x(*bytes as u64), y(value));
+                let _ = writeln!(
+                    out,
+                    "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"8\" height=\"8\" fill=\"black\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">Linux {mechanism}</text>",
+                    cx - 4.0,
+                    cy - 4.0,
+                    cx + 8.0,
+                    cy + 4.0 + index as f64 * 12.0
+                );
+            }
         }
         out.push_str("</svg>\n");
         out

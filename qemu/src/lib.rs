@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 mod archive;
 pub mod bench;
 pub mod labs;
+pub mod peers;
 
 /// The Rust target the kernel and user programs are built for.
 pub const TARGET: &str = "x86_64-unknown-none";

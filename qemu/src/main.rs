@@ -45,6 +45,9 @@ Options:
                      -icount shift=0, so the TSC counts guest instructions)
   --memory MIB       guest memory in MiB (default 256)
   --print-command    print the QEMU command line before booting
+  --peer linux       with bench: also run the same work under Debian's Linux
+                     kernel in the same QEMU and print both side by side
+                     (fetches the linux-image package once into target/)
   -h, --help         this text
 
 Exit status: 0 when the scenario passed (QEMU exit 33 and its PASS line),
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
     let mut profile = Profile::Debug;
     let mut bench = false;
     let mut print_command = false;
+    let mut peer = false;
     let mut kernel = kipc_qemu::Kernel::Demo;
     let mut scenario_given = false;
     let mut arguments = std::env::args().skip(1);
@@ -92,6 +96,14 @@ fn main() -> ExitCode {
             "--icount" => options.icount = true,
             "--no-icount" => options.icount = false,
             "--print-command" => print_command = true,
+            "--peer" => {
+                let name = value("--peer");
+                if name != "linux" {
+                    eprintln!("kipc-qemu: --peer takes `linux` (got {name:?})");
+                    std::process::exit(2)
+                }
+                peer = true;
+            }
             "--timeout" => {
                 let seconds: u64 = value("--timeout").parse().unwrap_or_else(|_| {
                     eprintln!("kipc-qemu: --timeout takes whole seconds");
@@ -142,7 +154,7 @@ fn main() -> ExitCode {
         }
     }
     if bench {
-        return run_bench(options);
+        return run_bench(options, peer);
     }
     if options.gdb {
         options.timeout = None;
@@ -209,7 +221,7 @@ fn main() -> ExitCode {
 }
 
 /// `cargo run -- bench`: release build, `-icount shift=0`, results to target/bench/.
-fn run_bench(mut options: RunOptions) -> ExitCode {
+fn run_bench(mut options: RunOptions, peer: bool) -> ExitCode {
     options.scenario = "bench".into();
     options.icount = true;
     options.echo = false;
@@ -236,13 +248,16 @@ fn run_bench(mut options: RunOptions) -> ExitCode {
         eprintln!("kipc-qemu: the benchmark boot FAILED: {reason}");
         return ExitCode::FAILURE;
     }
-    let results = match kipc_qemu::bench::Results::parse(&report.serial) {
+    let mut results = match kipc_qemu::bench::Results::parse(&report.serial) {
         Ok(results) => results,
         Err(error) => {
             eprintln!("kipc-qemu: could not read the results: {error}");
             return ExitCode::FAILURE;
         }
     };
+    if peer {
+        results.linux = linux_peer();
+    }
     let directory = kipc_qemu::repository_root().join("target/bench");
     let written = std::fs::create_dir_all(&directory)
         .and_then(|()| std::fs::write(directory.join("results.json"), results.json()))
@@ -253,6 +268,9 @@ fn run_bench(mut options: RunOptions) -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("{}", results.table());
+    if results.linux.is_some() {
+        println!("{}", results.comparison_table());
+    }
     println!(
         "wrote {0}/results.json, {0}/throughput.svg and {0}/serial.log ({1:.1} s)",
         directory.display(),
@@ -359,5 +377,36 @@ fn grade(words: &[String]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// `bench --peer linux`: the Linux guest's results, or `None` (with the
+/// reason and how to fix it) when it cannot run here.
+fn linux_peer() -> Option<kipc_qemu::peers::LinuxResults> {
+    use kipc_qemu::peers;
+    let root = kipc_qemu::repository_root();
+    let peer = match peers::prepare(&root) {
+        Ok(peer) => peer,
+        Err(reason) => {
+            eprintln!("kipc-qemu: no Linux peer, benching kipc alone: {reason}");
+            return None;
+        }
+    };
+    let kernel = peers::kernel_name(&peer);
+    eprintln!("kipc-qemu: running the same work under Linux ({kernel}, TCG, -icount shift=0)...");
+    let serial = match peers::run(&peer, Duration::from_secs(900)) {
+        Ok(serial) => serial,
+        Err(reason) => {
+            eprintln!("kipc-qemu: the Linux peer failed: {reason}");
+            return None;
+        }
+    };
+    let _ = std::fs::write(root.join("target/bench/linux-serial.log"), &serial);
+    match peers::LinuxResults::parse(&serial, &kernel) {
+        Ok(results) => Some(results),
+        Err(reason) => {
+            eprintln!("kipc-qemu: {reason} (console in target/bench/linux-serial.log)");
+            None
+        }
     }
 }
