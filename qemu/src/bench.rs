@@ -713,3 +713,127 @@ EXPERIMENT mechanism=loan bytes=4194304 user_to_kernel=0 kernel_to_user=0 kernel
         assert!(table.contains("NOT VERIFIED: loan at 4 MiB"), "{table}");
     }
 }
+
+/// One `BENCH breakdown` line: a measurement split by the kernel's phases.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Split {
+    /// `null`, `mailbox` or `pipe`.
+    pub mechanism: String,
+    /// Calls (null) or round trips measured.
+    pub rounds: u64,
+    /// Guest instructions in all, seen from user space.
+    pub total: u64,
+    /// The kernel's phase totals (see the kernel's `processes/breakdown.rs`).
+    pub dispatch: u64,
+    /// Inside kipc (copies and wake-ups included).
+    pub kipc: u64,
+    /// User-memory copies.
+    pub copy: u64,
+    /// Wake-ups.
+    pub wake: u64,
+    /// Scheduler (switch included).
+    pub scheduler: u64,
+    /// Context switches.
+    pub switch: u64,
+    /// System calls made.
+    pub syscalls: u64,
+}
+
+/// The phases of a round trip, per round trip, in the order printed.
+pub const PHASE_NAMES: [&str; 8] = [
+    "entry + exit",
+    "decode + validate",
+    "kipc",
+    "copy",
+    "wake",
+    "scheduler",
+    "context switch",
+    "user code",
+];
+
+/// Reads the `BENCH breakdown` lines of a `bench only=breakdown` boot.
+pub fn parse_breakdown(serial: &str) -> Result<Vec<Split>, String> {
+    let mut splits = Vec::new();
+    for line in serial.lines() {
+        let Some(rest) = line.trim().strip_prefix("BENCH breakdown ") else {
+            continue;
+        };
+        let fields = fields(rest);
+        splits.push(Split {
+            mechanism: fields.get("mechanism").unwrap_or(&"?").to_string(),
+            rounds: number(&fields, "rounds")?,
+            total: number(&fields, "total")?,
+            dispatch: number(&fields, "dispatch")?,
+            kipc: number(&fields, "kipc")?,
+            copy: number(&fields, "copy")?,
+            wake: number(&fields, "wake")?,
+            scheduler: number(&fields, "scheduler")?,
+            switch: number(&fields, "switch")?,
+            syscalls: number(&fields, "syscalls")?,
+        });
+    }
+    if !splits.iter().any(|split| split.mechanism == "null") {
+        return Err("no `BENCH breakdown mechanism=null` line: the breakdown did not run".into());
+    }
+    Ok(splits)
+}
+
+/// Per round trip, in [`PHASE_NAMES`] order; entry and exit come from the
+/// null call (its total less its dispatcher, per call).
+pub fn phases(split: &Split, null: &Split) -> [f64; 8] {
+    let per = |value: u64| value as f64 / split.rounds.max(1) as f64;
+    let entry_exit_per_call =
+        (null.total as f64 - null.dispatch as f64) / null.rounds.max(1) as f64;
+    let entry_exit = entry_exit_per_call * per(split.syscalls);
+    let kipc_own = per(split.kipc) - per(split.copy) - per(split.wake);
+    let decode = per(split.dispatch) - per(split.kipc) - per(split.scheduler);
+    let scheduler = per(split.scheduler) - per(split.switch);
+    let user = per(split.total) - per(split.dispatch) - entry_exit;
+    [
+        entry_exit,
+        decode,
+        kipc_own,
+        per(split.copy),
+        per(split.wake),
+        scheduler,
+        per(split.switch),
+        user,
+    ]
+}
+
+/// The breakdown table.
+pub fn breakdown_table(splits: &[Split]) -> String {
+    let Some(null) = splits.iter().find(|split| split.mechanism == "null") else {
+        return String::new();
+    };
+    let rows: Vec<&Split> = splits.iter().filter(|split| split.mechanism != "null").collect();
+    let mut out = format!(
+        "where a 64-byte round trip's guest instructions go (per round trip; the null call costs {:.0}, {:.0} of them entry and exit):\n",
+        null.total as f64 / null.rounds.max(1) as f64,
+        (null.total as f64 - null.dispatch as f64) / null.rounds.max(1) as f64
+    );
+    let _ = write!(out, "  {:<20}", "phase");
+    for row in &rows {
+        let _ = write!(out, " {:>10}", row.mechanism);
+    }
+    let _ = writeln!(out);
+    let split_phases: Vec<[f64; 8]> = rows.iter().map(|row| phases(row, null)).collect();
+    for (index, name) in PHASE_NAMES.iter().enumerate() {
+        let _ = write!(out, "  {name:<20}");
+        for phases in &split_phases {
+            let _ = write!(out, " {:>10.0}", phases[index]);
+        }
+        let _ = writeln!(out);
+    }
+    let _ = write!(out, "  {:<20}", "total");
+    for row in &rows {
+        let _ = write!(out, " {:>10.0}", row.total as f64 / row.rounds.max(1) as f64);
+    }
+    let _ = writeln!(out);
+    let _ = write!(out, "  {:<20}", "system calls");
+    for row in &rows {
+        let _ = write!(out, " {:>10.1}", row.syscalls as f64 / row.rounds.max(1) as f64);
+    }
+    let _ = writeln!(out);
+    out
+}

@@ -251,6 +251,16 @@ fn cargo_build(
     profile: Profile,
     output: BuildOutput,
 ) -> Result<(), Error> {
+    cargo_build_with(crate_directory, target_directory, profile, output, &[])
+}
+
+fn cargo_build_with(
+    crate_directory: &Path,
+    target_directory: &Path,
+    profile: Profile,
+    output: BuildOutput,
+    features: &[&str],
+) -> Result<(), Error> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -260,6 +270,9 @@ fn cargo_build(
         .arg(TARGET)
         .arg("--target-dir")
         .arg(target_directory);
+    if !features.is_empty() {
+        command.arg("--features").arg(features.join(","));
+    }
     if profile == Profile::Release {
         command.arg("--release");
     }
@@ -350,6 +363,27 @@ impl Kernel {
 /// Builds the user programs and the demo kernel, and packs the boot archive.
 pub fn build(profile: Profile, output: BuildOutput) -> Result<Artifacts, Error> {
     build_kernel(Kernel::Demo, profile, output)
+}
+
+/// Builds the release user programs and a release demo kernel with the
+/// `breakdown` feature (phase counters for `bench --breakdown`), kept apart
+/// in `target/kernel-breakdown` so the normal kernel is untouched.
+pub fn build_breakdown(output: BuildOutput) -> Result<Artifacts, Error> {
+    let mut artifacts = build(Profile::Release, output)?;
+    let root = repository_root();
+    let target = root.join("target/kernel-breakdown");
+    cargo_build_with(
+        &root.join(Kernel::Demo.crate_directory()),
+        &target,
+        Profile::Release,
+        output,
+        &["breakdown"],
+    )?;
+    artifacts.kernel = target
+        .join(TARGET)
+        .join(Profile::Release.directory())
+        .join(Kernel::Demo.binary());
+    Ok(artifacts)
 }
 
 /// Builds the user programs and `kernel`, and packs the boot archive.

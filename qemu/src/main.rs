@@ -45,6 +45,9 @@ Options:
                      -icount shift=0, so the TSC counts guest instructions)
   --memory MIB       guest memory in MiB (default 256)
   --print-command    print the QEMU command line before booting
+  --breakdown        with bench: build a kernel with phase counters and split
+                     the 64-byte mailbox and pipe round trips into entry/exit,
+                     decoding, kipc, copies, wake-ups, scheduler, switch, user
   --peer linux       with bench: also run the same work under Debian's Linux
                      kernel in the same QEMU and print both side by side
                      (fetches the linux-image package once into target/)
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
     let mut bench = false;
     let mut print_command = false;
     let mut peer = false;
+    let mut breakdown = false;
     let mut kernel = kipc_qemu::Kernel::Demo;
     let mut scenario_given = false;
     let mut arguments = std::env::args().skip(1);
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
             "--icount" => options.icount = true,
             "--no-icount" => options.icount = false,
             "--print-command" => print_command = true,
+            "--breakdown" => breakdown = true,
             "--peer" => {
                 let name = value("--peer");
                 if name != "linux" {
@@ -154,6 +159,9 @@ fn main() -> ExitCode {
         }
     }
     if bench {
+        if breakdown {
+            return run_breakdown(options);
+        }
         return run_bench(options, peer);
     }
     if options.gdb {
@@ -407,6 +415,44 @@ fn linux_peer() -> Option<kipc_qemu::peers::LinuxResults> {
         Err(reason) => {
             eprintln!("kipc-qemu: {reason} (console in target/bench/linux-serial.log)");
             None
+        }
+    }
+}
+
+/// `bench --breakdown`: the phase counters' kernel, the round trips split.
+fn run_breakdown(mut options: RunOptions) -> ExitCode {
+    options.scenario = "bench".into();
+    options.append.push("only=breakdown".into());
+    options.icount = true;
+    options.echo = false;
+    let artifacts = match kipc_qemu::build_breakdown(BuildOutput::Show) {
+        Ok(artifacts) => artifacts,
+        Err(error) => {
+            eprintln!("kipc-qemu: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    eprintln!("kipc-qemu: splitting the round trips (release kernel with phase counters, -icount)...");
+    let report = match kipc_qemu::run(&artifacts, &options) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("kipc-qemu: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Verdict::Fail(reason) = &report.verdict {
+        eprintln!("{}", report.serial);
+        eprintln!("kipc-qemu: the breakdown boot FAILED: {reason}");
+        return ExitCode::FAILURE;
+    }
+    match kipc_qemu::bench::parse_breakdown(&report.serial) {
+        Ok(splits) => {
+            println!("{}", kipc_qemu::bench::breakdown_table(&splits));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("kipc-qemu: {error}");
+            ExitCode::FAILURE
         }
     }
 }

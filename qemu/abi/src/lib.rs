@@ -43,6 +43,11 @@ pub mod number {
     pub const KILL: u64 = 9;
     /// `resource_usage(ptr, len)`: copies a [`super::ResourceUsage`] out.
     pub const RESOURCE_USAGE: u64 = 10;
+    /// `breakdown(ptr, len)`: copies a [`super::Breakdown`] (the phase
+    /// totals since the last call, which it zeroes). Only a kernel built
+    /// with the `breakdown` feature has it (`cargo run -- bench
+    /// --breakdown`); others return `InvalidArgument`.
+    pub const BREAKDOWN: u64 = 11;
 
     // ----- handles -----
     /// `handle_close(handle)`.
@@ -450,6 +455,28 @@ unsafe impl Record for LedgerRecord {}
 unsafe impl Record for SignalActionRecord {}
 // SAFETY: repr(C), only u64 fields.
 unsafe impl Record for SignalFrame {}
+
+/// Guest instructions by phase of the kernel's work, summed over every
+/// system call since the last read (see [`number::BREAKDOWN`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Breakdown {
+    /// The whole system-call dispatcher.
+    pub dispatch: u64,
+    /// Inside kipc on the hot IPC paths (copies and wake-ups included).
+    pub kipc: u64,
+    /// User-memory copies.
+    pub copy: u64,
+    /// Wake-ups applied to parked processes.
+    pub wake: u64,
+    /// The scheduler after a call parked its caller (the switch included).
+    pub scheduler: u64,
+    /// Putting the next process on the CPU.
+    pub switch: u64,
+}
+
+// SAFETY: repr(C), only u64 fields.
+unsafe impl Record for Breakdown {}
 
 /// Kernel-wide counters (copied out by [`number::KERNEL_STATS`]).
 #[repr(C)]

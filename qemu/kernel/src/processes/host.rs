@@ -7,6 +7,7 @@
 
 use kipc::{Access, Fault, Frame, ProcessId, UserLimit, UserSlice, Wakeup};
 
+use super::breakdown::{self, Phase};
 use super::table::Processes;
 use crate::memory;
 use crate::memory::address_space::{AddressSpace, MapError, USER_END, UserAccess};
@@ -42,9 +43,11 @@ impl kipc::UserMemory for KernelHost<'_> {
         source: UserSlice,
         destination: &mut [u8],
     ) -> Result<(), Fault> {
-        self.space(process)?
-            .copy_from_user(source.address(), destination)
-            .map_err(|_| Fault)
+        let space = self.space(process)?;
+        breakdown::measure(Phase::Copy, || {
+            space.copy_from_user(source.address(), destination)
+        })
+        .map_err(|_| Fault)
     }
 
     fn copy_to_user(
@@ -53,9 +56,11 @@ impl kipc::UserMemory for KernelHost<'_> {
         destination: UserSlice,
         source: &[u8],
     ) -> Result<(), Fault> {
-        self.space(process)?
-            .copy_to_user(destination.address(), source)
-            .map_err(|_| Fault)
+        let space = self.space(process)?;
+        breakdown::measure(Phase::Copy, || {
+            space.copy_to_user(destination.address(), source)
+        })
+        .map_err(|_| Fault)
     }
 
     #[inline(always)]
@@ -68,13 +73,15 @@ impl kipc::UserMemory for KernelHost<'_> {
     ) -> Result<(), Fault> {
         let from_space = self.space(from)?;
         let to_space = self.space(to)?;
-        AddressSpace::copy_between(
-            from_space,
-            source.address(),
-            to_space,
-            destination.address(),
-            source.len(),
-        )
+        breakdown::measure(Phase::Copy, || {
+            AddressSpace::copy_between(
+                from_space,
+                source.address(),
+                to_space,
+                destination.address(),
+                source.len(),
+            )
+        })
         .map_err(|_| Fault)
     }
 }
@@ -231,6 +238,6 @@ impl kipc::Clock for KernelHost<'_> {
 impl kipc::Wake for KernelHost<'_> {
     #[inline(always)]
     fn wake(&mut self, process: ProcessId, wakeup: Wakeup) {
-        self.processes.wake(process, wakeup);
+        breakdown::measure(Phase::Wake, || self.processes.wake(process, wakeup));
     }
 }

@@ -1,7 +1,8 @@
 //! Layer 2, processes: the process table, the scheduler, program loading,
 //! and this kernel's side of the kipc host contract.
 //!
-//! Files, from the bottom: [`resume`] (how a parked call gets its result),
+//! Files, from the bottom: [`breakdown`] (phase counters for the benchmark's
+//! breakdown, empty in normal builds), [`resume`] (how a parked call gets its result),
 //! [`table`] (processes and their states, [`table::System`] behind the
 //! kernel lock), [`host`] (kipc's host traits over the table), [`elf`],
 //! [`initrd`] and [`programs`] (the boot archive and loading), [`scheduler`]
@@ -10,6 +11,7 @@
 //! to user mode: handler frames, `signal_return`). Layers above are reached
 //! only through [`lifecycle::ExitHooks`].
 
+pub mod breakdown;
 pub mod elf;
 pub mod host;
 pub mod initrd;

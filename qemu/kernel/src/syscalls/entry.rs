@@ -18,11 +18,13 @@ use kipc_arch::verdict::fail;
 use super::common::{Flow, apply};
 use super::{file_calls, ipc_calls, process_calls, signal_calls};
 use crate::processes::table::{COUNTERS, SYSTEM, System};
+use crate::processes::breakdown::{self, Phase};
 use crate::processes::{scheduler, signals};
 
 /// Handles one system call; returns the frame to resume.
 pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
     COUNTERS.syscalls.fetch_add(1, Ordering::Relaxed);
+    let started = breakdown::start();
     let mut guard = SYSTEM.lock();
     let system = &mut *guard;
     scheduler::save_current(&mut system.processes, frame);
@@ -48,10 +50,14 @@ pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
             apply(unsafe { &mut *frame }, flow);
             frame
         }
-        Flow::Switch => scheduler::switch_after_call(&mut system.processes, frame),
+        Flow::Switch => breakdown::measure(Phase::Scheduler, || {
+            scheduler::switch_after_call(&mut system.processes, frame)
+        }),
     };
     // Last, with the results in place: a handler's frame saves them.
-    signals::before_user(system, next)
+    let next = signals::before_user(system, next);
+    breakdown::stop(Phase::Dispatch, started);
+    next
 }
 
 /// Routes a call by number: the mailbox round trip first (the hot path),
@@ -61,7 +67,7 @@ fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 
         number::MAILBOX_CALL | number::MAILBOX_REPLY_RECEIVE => {
             ipc_calls::mailbox_fast_path(system, caller, number, arguments)
         }
-        number::EXIT..=number::RESOURCE_USAGE => {
+        number::EXIT..=number::BREAKDOWN => {
             process_calls::handle(system, caller, number, arguments)
         }
         number::FILE_OPEN..=number::FILE_APPEND_PAGES => {

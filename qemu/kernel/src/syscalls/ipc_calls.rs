@@ -15,6 +15,7 @@ use kipc_abi::{HandleArray, LedgerRecord, MESSAGE_HANDLES, number};
 
 use super::common::{Flow, copy_record_out, copy_string, result, space_of};
 use crate::memory::address_space::{AddressSpace, USER_END};
+use crate::processes::breakdown::{self, Phase};
 use crate::processes::host::KernelHost;
 use crate::processes::resume::write_handle_array;
 use crate::processes::table::{State, System};
@@ -240,15 +241,18 @@ fn mailbox_call(
     // it is required, so no transferred handle goes unreported.
     let array = read_writable_handle_array(host.processes_space(caller), a5)?;
     let handles = array.handles.map(Handle::from_raw);
-    let answer = ipc.mailbox_call(
-        caller,
-        handle_from(a0)?,
-        slice(a1, a2)?,
-        &handles[..array.count as usize],
-        slice(a3, a4)?,
-        Blocking::Forever,
-        &mut host,
-    );
+    let (mailbox, payload, reply) = (handle_from(a0)?, slice(a1, a2)?, slice(a3, a4)?);
+    let answer = breakdown::measure(Phase::Kipc, || {
+        ipc.mailbox_call(
+            caller,
+            mailbox,
+            payload,
+            &handles[..array.count as usize],
+            reply,
+            Blocking::Forever,
+            &mut host,
+        )
+    });
     Ok(match answer {
         Ok(Outcome::Done(received)) => {
             let space = space_of(system, caller);
@@ -273,21 +277,26 @@ fn mailbox_reply_receive(
     let mailbox = handle_from(a0)?;
     let buffer = slice(a1, a2)?;
     let answer = if a4 == 0 {
-        ipc.mailbox_receive(caller, mailbox, buffer, Blocking::Forever, &mut host)
+        breakdown::measure(Phase::Kipc, || {
+            ipc.mailbox_receive(caller, mailbox, buffer, Blocking::Forever, &mut host)
+        })
     } else {
         if a5 > a2 {
             return Err(Error::InvalidArgument);
         }
-        ipc.mailbox_reply_receive(
-            caller,
-            handle_from(a4)?,
-            buffer.prefix(a5 as usize),
-            &[],
-            mailbox,
-            buffer,
-            Blocking::Forever,
-            &mut host,
-        )
+        let reply = handle_from(a4)?;
+        breakdown::measure(Phase::Kipc, || {
+            ipc.mailbox_reply_receive(
+                caller,
+                reply,
+                buffer.prefix(a5 as usize),
+                &[],
+                mailbox,
+                buffer,
+                Blocking::Forever,
+                &mut host,
+            )
+        })
     };
     Ok(match answer {
         Ok(Outcome::Done(received)) => {
@@ -415,25 +424,19 @@ fn call(
             )
         }
         number::PIPE_READ => {
-            let answer = ipc.pipe_read(
-                caller,
-                handle_from(a0)?,
-                slice(a1, a2)?,
-                blocking(a3),
-                &mut host,
-            );
+            let (pipe, buffer) = (handle_from(a0)?, slice(a1, a2)?);
+            let answer = breakdown::measure(Phase::Kipc, || {
+                ipc.pipe_read(caller, pipe, buffer, blocking(a3), &mut host)
+            });
             return Ok(outcome(system, caller, answer, |length| {
                 value(length as u64)
             }));
         }
         number::PIPE_WRITE => {
-            let answer = ipc.pipe_write(
-                caller,
-                handle_from(a0)?,
-                slice(a1, a2)?,
-                blocking(a3),
-                &mut host,
-            );
+            let (pipe, data) = (handle_from(a0)?, slice(a1, a2)?);
+            let answer = breakdown::measure(Phase::Kipc, || {
+                ipc.pipe_write(caller, pipe, data, blocking(a3), &mut host)
+            });
             return Ok(outcome(system, caller, answer, |length| {
                 value(length as u64)
             }));

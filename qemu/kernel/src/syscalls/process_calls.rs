@@ -50,6 +50,7 @@ pub fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u
         number::KERNEL_STATS => kernel_stats(system, caller, arguments[0], arguments[1]),
         number::KILL => kill(system, caller, arguments[0]),
         number::RESOURCE_USAGE => resource_usage(system, caller, arguments[0], arguments[1]),
+        number::BREAKDOWN => breakdown(system, caller, arguments[0], arguments[1]),
         _ => error(Error::InvalidArgument),
     }
 }
@@ -259,4 +260,20 @@ fn kernel_stats(system: &mut System, caller: ProcessId, address: u64, length: u6
         processes_killed: COUNTERS.killed.load(Ordering::Relaxed),
     };
     result(copy_record_out(space_of(system, caller), address, length, &stats).map(|()| 0))
+}
+
+#[inline(never)]
+fn breakdown(system: &mut System, caller: ProcessId, address: u64, length: u64) -> Flow {
+    let Some(totals) = crate::processes::breakdown::take() else {
+        return error(Error::InvalidArgument);
+    };
+    let record = kipc_abi::Breakdown {
+        dispatch: totals[0],
+        kipc: totals[1],
+        copy: totals[2],
+        wake: totals[3],
+        scheduler: totals[4],
+        switch: totals[5],
+    };
+    result(copy_record_out(space_of(system, caller), address, length, &record).map(|()| 0))
 }

@@ -55,6 +55,10 @@ fn main(start: kipc_user::Start) -> u32 {
         null_syscall();
         return 0;
     }
+    if only == Some("breakdown") {
+        breakdown();
+        return 0;
+    }
     if let Some(wanted) = only {
         let rounds = start
             .argument
@@ -66,7 +70,7 @@ fn main(start: kipc_user::Start) -> u32 {
             .into_iter()
             .filter(|mechanism| *mechanism == wanted)
         {
-            latency(mechanism, 64, rounds);
+            latency(mechanism, 64, rounds, false);
         }
         return 0;
     }
@@ -74,7 +78,7 @@ fn main(start: kipc_user::Start) -> u32 {
     null_syscall();
     for mechanism in LATENCY_MECHANISMS {
         for size in SIZES {
-            latency(mechanism, size, ROUND_TRIPS);
+            latency(mechanism, size, ROUND_TRIPS, false);
         }
     }
     for size_kib in THROUGHPUT_KIB {
@@ -206,7 +210,7 @@ impl Channel {
     }
 }
 
-fn latency(mechanism: &'static str, size: usize, round_trips: u64) {
+fn latency(mechanism: &'static str, size: usize, round_trips: u64, split: bool) {
     let count = WARM_UP + round_trips;
     let mut message = [0u8; 4096];
     for (index, byte) in message.iter_mut().enumerate() {
@@ -302,8 +306,13 @@ fn latency(mechanism: &'static str, size: usize, round_trips: u64) {
     };
     let mailbox = ours[0];
     let mut begin = 0;
+    let mut syscalls_before = 0;
     for round in 0..count {
         if round == WARM_UP {
+            if split {
+                let _ = read_breakdown();
+                syscalls_before = kipc_user::kernel_stats().map_or(0, |stats| stats.syscalls);
+            }
             begin = tsc();
         }
         match &channel {
@@ -319,6 +328,12 @@ fn latency(mechanism: &'static str, size: usize, round_trips: u64) {
         }
     }
     let instructions = tsc() - begin;
+    if split {
+        let phases = read_breakdown();
+        let syscalls =
+            kipc_user::kernel_stats().map_or(0, |stats| stats.syscalls) - syscalls_before;
+        print_breakdown(mechanism, round_trips, instructions, &phases, syscalls);
+    }
     check!(
         reply[..size] == message[..size],
         "{mechanism}: the echo differs"
@@ -409,4 +424,57 @@ fn echo(mechanism: &str, size: usize, count: u64, handles: &[u32]) -> u32 {
         _ => return 2,
     }
     0
+}
+
+/// The kernel's phase totals since the last read (`cargo run -- bench --breakdown`).
+fn read_breakdown() -> kipc_abi::Breakdown {
+    let mut record = kipc_abi::Breakdown::default();
+    let result = kipc_user::call(
+        kipc_abi::number::BREAKDOWN,
+        [
+            (&raw mut record) as u64,
+            size_of::<kipc_abi::Breakdown>() as u64,
+            0,
+            0,
+            0,
+            0,
+        ],
+    );
+    check!(
+        result.is_ok(),
+        "this kernel has no breakdown (build it with the `breakdown` feature): {result:?}"
+    );
+    record
+}
+
+fn print_breakdown(
+    mechanism: &str,
+    rounds: u64,
+    total: u64,
+    phases: &kipc_abi::Breakdown,
+    syscalls: u64,
+) {
+    println!(
+        "BENCH breakdown mechanism={mechanism} rounds={rounds} total={total} dispatch={} kipc={} copy={} wake={} scheduler={} switch={} syscalls={syscalls}",
+        phases.dispatch, phases.kipc, phases.copy, phases.wake, phases.scheduler, phases.switch
+    );
+}
+
+/// `only=breakdown`: the null call (for the entry and exit cost), then the
+/// 64-byte mailbox and pipe round trips, each split by the kernel's phases.
+fn breakdown() {
+    let _ = read_breakdown();
+    let before = kipc_user::kernel_stats().map_or(0, |stats| stats.syscalls);
+    let begin = tsc();
+    for _ in 0..1000 {
+        core::hint::black_box(kipc_user::process_id());
+    }
+    let total = tsc() - begin;
+    let phases = read_breakdown();
+    let syscalls = kipc_user::kernel_stats().map_or(0, |stats| stats.syscalls) - before;
+    print_breakdown("null", 1000, total, &phases, syscalls);
+    for mechanism in ["mailbox", "pipe"] {
+        latency(mechanism, 64, ROUND_TRIPS, true);
+    }
+    println!("BENCH done");
 }
