@@ -57,6 +57,8 @@ pub struct Transfer {
     pub context_switches: u64,
     /// Whether the kernel's checksum of the output matched the input.
     pub verified: bool,
+    /// Bytes per step (a page, or larger for pipes, FIFOs and regions).
+    pub chunk: u64,
 }
 
 impl Transfer {
@@ -82,8 +84,10 @@ pub struct Results {
     pub syscalls: BTreeMap<String, u64>,
     /// Latency measurements.
     pub latency: Vec<Latency>,
-    /// File transfers.
+    /// File transfers in page-sized steps.
     pub transfers: Vec<Transfer>,
+    /// 1 MiB transfers in larger steps (pipes, FIFOs, shared regions).
+    pub chunked: Vec<Transfer>,
     /// Static size of the demo kernel's `Ipc` and of `kipc::MinimalIpc`, in bytes.
     pub footprint: Option<(u64, u64)>,
     /// The same work measured under Linux (`--peer linux`), if it ran.
@@ -148,7 +152,7 @@ impl Results {
                 .map(|key| number(&fields, key))
                 .sum::<Result<u64, String>>()
                 .map_err(context)?;
-                results.transfers.push(Transfer {
+                let transfer = Transfer {
                     mechanism: fields.get("mechanism").unwrap_or(&"?").to_string(),
                     bytes: number(&fields, "bytes").map_err(context)?,
                     copied,
@@ -156,7 +160,13 @@ impl Results {
                     syscalls: number(&fields, "syscalls").map_err(context)?,
                     context_switches: number(&fields, "context_switches").map_err(context)?,
                     verified: fields.get("verified") == Some(&"yes"),
-                });
+                    chunk: number(&fields, "chunk").unwrap_or(4096),
+                };
+                if transfer.chunk == 4096 {
+                    results.transfers.push(transfer);
+                } else {
+                    results.chunked.push(transfer);
+                }
             }
         }
         if results.memcpy_instructions == 0 {
@@ -313,6 +323,40 @@ impl Results {
             out,
             "  (0; Nx1) = a zero-copy transfer costing N times one memcpy of the same bytes"
         );
+        if !self.chunked.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n1 MiB in larger steps, guest instructions per KiB (copies per byte; share of the copy limit):"
+            );
+            let _ = write!(out, "  {:<14}", "mechanism");
+            for chunk in CHUNKS {
+                let _ = write!(out, " {:>18}", format!("{} chunks", human(chunk)));
+            }
+            let _ = writeln!(out);
+            for mechanism in ["pipe", "fifo", "shm"] {
+                let _ = write!(out, "  {mechanism:<14}");
+                for chunk in CHUNKS {
+                    let found = self.transfers.iter().chain(&self.chunked).find(|t| {
+                        t.mechanism == mechanism && t.bytes == 1 << 20 && t.chunk == chunk
+                    });
+                    let cell = match found {
+                        Some(t) => format!(
+                            "{:.0} ({:.0}; {:.0}%)",
+                            t.instructions_per_kib(),
+                            t.copies_per_byte(),
+                            self.ratio_to_limit(t).unwrap_or(0.0) * 100.0
+                        ),
+                        None => "-".to_string(),
+                    };
+                    let _ = write!(out, " {cell:>18}");
+                }
+                let _ = writeln!(out);
+            }
+            let _ = writeln!(
+                out,
+                "  (queues and mailboxes carry at most a page per message in this kernel; a region holds at most 64 pages, so no 256 KiB slots)"
+            );
+        }
         out
     }
 
@@ -353,7 +397,9 @@ impl Results {
             }
         }
         for mechanism in ["pipe", "shm"] {
-            if let (Some(ours), Some(theirs)) = (self.file_per_kib(mechanism), linux.file(mechanism)) {
+            if let (Some(ours), Some(theirs)) =
+                (self.file_per_kib(mechanism), linux.file(mechanism))
+            {
                 rows.push((
                     format!("1 MiB file by {mechanism}, per KiB"),
                     ours,
@@ -392,7 +438,11 @@ impl Results {
             .map(|file| file.0.as_str())
             .collect();
         if !unverified.is_empty() {
-            let _ = writeln!(out, "  Linux output NOT VERIFIED: {}", unverified.join(", "));
+            let _ = writeln!(
+                out,
+                "  Linux output NOT VERIFIED: {}",
+                unverified.join(", ")
+            );
         }
         out
     }
@@ -462,6 +512,24 @@ impl Results {
             })
             .collect();
         let _ = write!(out, "  \"transfers\": [\n{}\n  ]", transfers.join(",\n"));
+        let chunked: Vec<String> = self
+            .chunked
+            .iter()
+            .map(|t| {
+                format!(
+                    "    {{\"mechanism\": \"{}\", \"bytes\": {}, \"chunk\": {}, \"copies_per_byte\": {:.4}, \"instructions_per_kib\": {:.1}, \"ratio_to_limit\": {:.4}, \"syscalls\": {}, \"verified\": {}}}",
+                    t.mechanism,
+                    t.bytes,
+                    t.chunk,
+                    t.copies_per_byte(),
+                    t.instructions_per_kib(),
+                    self.ratio_to_limit(t).unwrap_or(0.0),
+                    t.syscalls,
+                    t.verified
+                )
+            })
+            .collect();
+        let _ = write!(out, ",\n  \"chunked\": [\n{}\n  ]", chunked.join(",\n"));
         if let Some(linux) = &self.linux {
             let rows: Vec<String> = self
                 .comparison()
@@ -634,6 +702,9 @@ impl Results {
     }
 }
 
+/// Step sizes of the 1 MiB chunk sweep.
+pub const CHUNKS: [u64; 4] = [4096, 16384, 65536, 262144];
+
 /// 4096 -> "4 KiB", 1048576 -> "1 MiB".
 pub fn human(bytes: u64) -> String {
     if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
@@ -735,16 +806,19 @@ pub struct Split {
     pub scheduler: u64,
     /// Context switches.
     pub switch: u64,
+    /// The kernel's own copies (file system).
+    pub host_copy: u64,
     /// System calls made.
     pub syscalls: u64,
 }
 
 /// The phases of a round trip, per round trip, in the order printed.
-pub const PHASE_NAMES: [&str; 8] = [
+pub const PHASE_NAMES: [&str; 9] = [
     "entry + exit",
     "decode + validate",
     "kipc",
-    "copy",
+    "copy (kipc)",
+    "copy (file system)",
     "wake",
     "scheduler",
     "context switch",
@@ -755,13 +829,28 @@ pub const PHASE_NAMES: [&str; 8] = [
 pub fn parse_breakdown(serial: &str) -> Result<Vec<Split>, String> {
     let mut splits = Vec::new();
     for line in serial.lines() {
-        let Some(rest) = line.trim().strip_prefix("BENCH breakdown ") else {
+        let line = line.trim();
+        let (rest, file) = if let Some(rest) = line.strip_prefix("BENCH breakdown ") {
+            (rest, false)
+        } else if let Some(rest) = line.strip_prefix("EXPERIMENT-PHASES ") {
+            (rest, true)
+        } else {
             continue;
         };
         let fields = fields(rest);
+        let mechanism = fields.get("mechanism").unwrap_or(&"?").to_string();
         splits.push(Split {
-            mechanism: fields.get("mechanism").unwrap_or(&"?").to_string(),
-            rounds: number(&fields, "rounds")?,
+            mechanism: if file {
+                format!("{mechanism}@{}", human(number(&fields, "chunk")?))
+            } else {
+                mechanism
+            },
+            // For a file: phases per KiB.
+            rounds: if file {
+                number(&fields, "bytes")? / 1024
+            } else {
+                number(&fields, "rounds")?
+            },
             total: number(&fields, "total")?,
             dispatch: number(&fields, "dispatch")?,
             kipc: number(&fields, "kipc")?,
@@ -769,6 +858,7 @@ pub fn parse_breakdown(serial: &str) -> Result<Vec<Split>, String> {
             wake: number(&fields, "wake")?,
             scheduler: number(&fields, "scheduler")?,
             switch: number(&fields, "switch")?,
+            host_copy: number(&fields, "host_copy").unwrap_or(0),
             syscalls: number(&fields, "syscalls")?,
         });
     }
@@ -780,13 +870,14 @@ pub fn parse_breakdown(serial: &str) -> Result<Vec<Split>, String> {
 
 /// Per round trip, in [`PHASE_NAMES`] order; entry and exit come from the
 /// null call (its total less its dispatcher, per call).
-pub fn phases(split: &Split, null: &Split) -> [f64; 8] {
+pub fn phases(split: &Split, null: &Split) -> [f64; 9] {
     let per = |value: u64| value as f64 / split.rounds.max(1) as f64;
     let entry_exit_per_call =
         (null.total as f64 - null.dispatch as f64) / null.rounds.max(1) as f64;
     let entry_exit = entry_exit_per_call * per(split.syscalls);
     let kipc_own = per(split.kipc) - per(split.copy) - per(split.wake);
-    let decode = per(split.dispatch) - per(split.kipc) - per(split.scheduler);
+    let decode =
+        per(split.dispatch) - per(split.kipc) - per(split.scheduler) - per(split.host_copy);
     let scheduler = per(split.scheduler) - per(split.switch);
     let user = per(split.total) - per(split.dispatch) - entry_exit;
     [
@@ -794,6 +885,7 @@ pub fn phases(split: &Split, null: &Split) -> [f64; 8] {
         decode,
         kipc_own,
         per(split.copy),
+        per(split.host_copy),
         per(split.wake),
         scheduler,
         per(split.switch),
@@ -806,7 +898,10 @@ pub fn breakdown_table(splits: &[Split]) -> String {
     let Some(null) = splits.iter().find(|split| split.mechanism == "null") else {
         return String::new();
     };
-    let rows: Vec<&Split> = splits.iter().filter(|split| split.mechanism != "null").collect();
+    let rows: Vec<&Split> = splits
+        .iter()
+        .filter(|split| split.mechanism != "null" && !split.mechanism.contains('@'))
+        .collect();
     let mut out = format!(
         "where a 64-byte round trip's guest instructions go (per round trip; the null call costs {:.0}, {:.0} of them entry and exit):\n",
         null.total as f64 / null.rounds.max(1) as f64,
@@ -817,7 +912,7 @@ pub fn breakdown_table(splits: &[Split]) -> String {
         let _ = write!(out, " {:>10}", row.mechanism);
     }
     let _ = writeln!(out);
-    let split_phases: Vec<[f64; 8]> = rows.iter().map(|row| phases(row, null)).collect();
+    let split_phases: Vec<[f64; 9]> = rows.iter().map(|row| phases(row, null)).collect();
     for (index, name) in PHASE_NAMES.iter().enumerate() {
         let _ = write!(out, "  {name:<20}");
         for phases in &split_phases {
@@ -827,13 +922,62 @@ pub fn breakdown_table(splits: &[Split]) -> String {
     }
     let _ = write!(out, "  {:<20}", "total");
     for row in &rows {
-        let _ = write!(out, " {:>10.0}", row.total as f64 / row.rounds.max(1) as f64);
+        let _ = write!(
+            out,
+            " {:>10.0}",
+            row.total as f64 / row.rounds.max(1) as f64
+        );
     }
     let _ = writeln!(out);
     let _ = write!(out, "  {:<20}", "system calls");
     for row in &rows {
-        let _ = write!(out, " {:>10.1}", row.syscalls as f64 / row.rounds.max(1) as f64);
+        let _ = write!(
+            out,
+            " {:>10.1}",
+            row.syscalls as f64 / row.rounds.max(1) as f64
+        );
     }
     let _ = writeln!(out);
+    let files: Vec<&Split> = splits
+        .iter()
+        .filter(|split| split.mechanism.contains('@'))
+        .collect();
+    if !files.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nmoving 1 MiB, per KiB (\"decode + validate\" here also holds the file system's work besides its copies: page lookups, new frames):"
+        );
+        let _ = write!(out, "  {:<20}", "phase");
+        for file in &files {
+            let _ = write!(out, " {:>10}", file.mechanism);
+        }
+        let _ = writeln!(out);
+        let file_phases: Vec<[f64; 9]> = files.iter().map(|file| phases(file, null)).collect();
+        for (index, name) in PHASE_NAMES.iter().enumerate() {
+            let _ = write!(out, "  {name:<20}");
+            for phases in &file_phases {
+                let _ = write!(out, " {:>10.0}", phases[index]);
+            }
+            let _ = writeln!(out);
+        }
+        let _ = write!(out, "  {:<20}", "total");
+        for file in &files {
+            let _ = write!(
+                out,
+                " {:>10.0}",
+                file.total as f64 / file.rounds.max(1) as f64
+            );
+        }
+        let _ = writeln!(out);
+        let _ = write!(out, "  {:<20}", "system calls");
+        for file in &files {
+            let _ = write!(
+                out,
+                " {:>10.2}",
+                file.syscalls as f64 / file.rounds.max(1) as f64
+            );
+        }
+        let _ = writeln!(out);
+    }
     out
 }

@@ -432,7 +432,9 @@ fn run_breakdown(mut options: RunOptions) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    eprintln!("kipc-qemu: splitting the round trips (release kernel with phase counters, -icount)...");
+    eprintln!(
+        "kipc-qemu: splitting the round trips (release kernel with phase counters, -icount)..."
+    );
     let report = match kipc_qemu::run(&artifacts, &options) {
         Ok(report) => report,
         Err(error) => {

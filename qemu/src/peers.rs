@@ -42,7 +42,9 @@ impl LinuxResults {
                 ["roundtrip", mechanism, size, instructions] => results.round_trips.push((
                     mechanism.to_string(),
                     size.parse().map_err(|_| format!("bad line {line:?}"))?,
-                    instructions.parse().map_err(|_| format!("bad line {line:?}"))?,
+                    instructions
+                        .parse()
+                        .map_err(|_| format!("bad line {line:?}"))?,
                 )),
                 ["file", mechanism, bytes, per_kib, verified] => results.files.push((
                     mechanism.to_string(),
@@ -191,7 +193,10 @@ fn fetch_kernel(directory: &Path) -> Result<PathBuf, String> {
         .map_err(|error| format!("dpkg-deb is not available ({error}); {how}"))?;
     let _ = std::fs::remove_file(&deb);
     if !unpacked.success() {
-        return Err(format!("dpkg-deb could not unpack {}; {how}", deb.display()));
+        return Err(format!(
+            "dpkg-deb could not unpack {}; {how}",
+            deb.display()
+        ));
     }
     // Only the kernel image is needed: drop the modules (hundreds of MiB).
     let _ = std::fs::remove_dir_all(directory.join("lib"));
@@ -281,7 +286,11 @@ pub fn run(peer: &LinuxPeer, timeout: Duration) -> Result<String, String> {
         String::from_utf8_lossy(&text).into_owned()
     });
     loop {
-        if child.try_wait().map_err(|error| error.to_string())?.is_some() {
+        if child
+            .try_wait()
+            .map_err(|error| error.to_string())?
+            .is_some()
+        {
             break;
         }
         if started.elapsed() > timeout {

@@ -463,7 +463,8 @@ unsafe impl Record for SignalFrame {}
 pub struct Breakdown {
     /// The whole system-call dispatcher.
     pub dispatch: u64,
-    /// Inside kipc on the hot IPC paths (copies and wake-ups included).
+    /// Inside kipc on the hot IPC paths: pipe read/write, mailbox call and
+    /// reply-receive, semaphore wait/post (copies and wake-ups included).
     pub kipc: u64,
     /// User-memory copies.
     pub copy: u64,
@@ -473,6 +474,8 @@ pub struct Breakdown {
     pub scheduler: u64,
     /// Putting the next process on the CPU.
     pub switch: u64,
+    /// Copies the kernel's own services make (the file system).
+    pub host_copy: u64,
 }
 
 // SAFETY: repr(C), only u64 fields.

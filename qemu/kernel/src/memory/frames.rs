@@ -184,6 +184,32 @@ pub fn allocate_frame() -> Option<PhysAddr> {
     Some(PhysAddr::new(frame))
 }
 
+/// Allocates one frame without zeroing it, for a caller about to overwrite
+/// all of it (a file page written whole): zeroing would cost as much as a
+/// copy of the page. `None` when memory is exhausted.
+///
+/// # Safety
+/// The frame holds whatever its previous owner left there. The caller must
+/// overwrite every byte, or zero it, before any process can read it.
+pub unsafe fn allocate_frame_unzeroed() -> Option<PhysAddr> {
+    let frame = x86_64::instructions::interrupts::without_interrupts(|| FRAMES.lock().allocate())?;
+    Some(PhysAddr::new(frame))
+}
+
+/// Zeroes a frame of the direct map.
+pub fn zero_frame(frame: PhysAddr) {
+    // SAFETY: the caller holds a reference to the frame, which lies inside
+    // the direct map; writing zeros cannot break any invariant of its users
+    // beyond what the caller intends.
+    unsafe {
+        core::ptr::write_bytes(
+            phys_to_virt(frame.as_u64()) as *mut u8,
+            0,
+            FRAME_SIZE as usize,
+        )
+    };
+}
+
 /// Drops one reference to a frame; the last one returns it to the allocator.
 ///
 /// # Safety

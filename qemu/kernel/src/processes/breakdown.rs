@@ -16,11 +16,13 @@
 /// A measured phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
+#[cfg_attr(not(feature = "breakdown"), allow(dead_code))]
 pub enum Phase {
     /// The whole system-call dispatcher, from taking the lock to returning.
     Dispatch = 0,
     /// Inside kipc: a façade call on the hot paths (pipe read/write,
-    /// mailbox call, reply-receive), copies and wake-ups included.
+    /// mailbox call, reply-receive, semaphore wait/post), copies and
+    /// wake-ups included.
     Kipc = 1,
     /// Copies between user memory and the kernel or another process.
     Copy = 2,
@@ -30,10 +32,53 @@ pub enum Phase {
     Scheduler = 4,
     /// Putting a process on the CPU: its page tables and kernel stack.
     Switch = 5,
+    /// Copies the kernel's own services make (the file system), outside kipc.
+    HostCopy = 6,
 }
 
 /// Number of phases.
-pub const PHASES: usize = 6;
+pub const PHASES: usize = 7;
+
+/// `measured!(Phase, expression)`: the expression, counted as that phase in a
+/// `breakdown` build and exactly the expression otherwise (a macro rather
+/// than a closure, so the hot paths compile to the same code without the
+/// feature).
+#[macro_export]
+macro_rules! measured {
+    ($phase:ident, $body:expr) => {{
+        #[cfg(feature = "breakdown")]
+        {
+            $crate::processes::breakdown::measure(
+                $crate::processes::breakdown::Phase::$phase,
+                || $body,
+            )
+        }
+        #[cfg(not(feature = "breakdown"))]
+        {
+            $body
+        }
+    }};
+}
+
+/// `measured_copy!(expression)`: a user-memory copy, counted as kipc's or
+/// the host's (see [`copy`]) in a `breakdown` build.
+#[macro_export]
+macro_rules! measured_copy {
+    ($body:expr) => {{
+        #[cfg(feature = "breakdown")]
+        {
+            $crate::processes::breakdown::copy(|| $body)
+        }
+        #[cfg(not(feature = "breakdown"))]
+        {
+            $body
+        }
+    }};
+}
+
+/// Whether a kipc call is being measured (copies then belong to it).
+#[cfg(feature = "breakdown")]
+static IN_KIPC: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 #[cfg(feature = "breakdown")]
 static TOTALS: [core::sync::atomic::AtomicU64; PHASES] =
@@ -72,12 +117,28 @@ pub fn stop(phase: Phase, since: u64) {
 }
 
 /// Runs `work` as part of `phase`.
+#[cfg(feature = "breakdown")]
 #[inline(always)]
 pub fn measure<T>(phase: Phase, work: impl FnOnce() -> T) -> T {
+    if phase == Phase::Kipc {
+        IN_KIPC.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
     let since = start();
     let result = work();
     stop(phase, since);
+    if phase == Phase::Kipc {
+        IN_KIPC.store(false, core::sync::atomic::Ordering::Relaxed);
+    }
     result
+}
+
+/// Runs a user-memory copy: part of kipc's call if one is measured, else
+/// of the kernel's own services.
+#[cfg(feature = "breakdown")]
+#[inline(always)]
+pub fn copy<T>(work: impl FnOnce() -> T) -> T {
+    let inside = IN_KIPC.load(core::sync::atomic::Ordering::Relaxed);
+    measure(if inside { Phase::Copy } else { Phase::HostCopy }, work)
 }
 
 /// The totals since the last call, then zeroes them; `None` without the

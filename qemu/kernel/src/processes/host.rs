@@ -7,7 +7,6 @@
 
 use kipc::{Access, Fault, Frame, ProcessId, UserLimit, UserSlice, Wakeup};
 
-use super::breakdown::{self, Phase};
 use super::table::Processes;
 use crate::memory;
 use crate::memory::address_space::{AddressSpace, MapError, USER_END, UserAccess};
@@ -44,10 +43,8 @@ impl kipc::UserMemory for KernelHost<'_> {
         destination: &mut [u8],
     ) -> Result<(), Fault> {
         let space = self.space(process)?;
-        breakdown::measure(Phase::Copy, || {
-            space.copy_from_user(source.address(), destination)
-        })
-        .map_err(|_| Fault)
+        crate::measured_copy!({ space.copy_from_user(source.address(), destination) })
+            .map_err(|_| Fault)
     }
 
     fn copy_to_user(
@@ -57,10 +54,8 @@ impl kipc::UserMemory for KernelHost<'_> {
         source: &[u8],
     ) -> Result<(), Fault> {
         let space = self.space(process)?;
-        breakdown::measure(Phase::Copy, || {
-            space.copy_to_user(destination.address(), source)
-        })
-        .map_err(|_| Fault)
+        crate::measured_copy!({ space.copy_to_user(destination.address(), source) })
+            .map_err(|_| Fault)
     }
 
     #[inline(always)]
@@ -73,7 +68,7 @@ impl kipc::UserMemory for KernelHost<'_> {
     ) -> Result<(), Fault> {
         let from_space = self.space(from)?;
         let to_space = self.space(to)?;
-        breakdown::measure(Phase::Copy, || {
+        crate::measured_copy!({
             AddressSpace::copy_between(
                 from_space,
                 source.address(),
@@ -238,6 +233,6 @@ impl kipc::Clock for KernelHost<'_> {
 impl kipc::Wake for KernelHost<'_> {
     #[inline(always)]
     fn wake(&mut self, process: ProcessId, wakeup: Wakeup) {
-        breakdown::measure(Phase::Wake, || self.processes.wake(process, wakeup));
+        crate::measured!(Wake, self.processes.wake(process, wakeup));
     }
 }

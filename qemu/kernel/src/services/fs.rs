@@ -233,17 +233,29 @@ impl FileSystem {
     }
 
     /// The frame of `page`, allocated if missing and copied first if shared.
+    /// The file's page `page`, private to it, for writing; `whole` says the
+    /// write covers all of it. Returns the frame, and whether it is a new
+    /// frame left unzeroed (because the write will overwrite all of it: the
+    /// caller must zero it if that write fails).
     fn writable_page(
         file: &mut File,
         page: usize,
+        whole: bool,
         ipc: &mut KernelIpc,
         caller: ProcessId,
-    ) -> Result<u64, Error> {
+    ) -> Result<(u64, bool), Error> {
         let frame = file.pages[page];
         if frame == 0 {
-            let fresh = memory::allocate_frame().ok_or(Error::OutOfFrames)?;
+            let fresh = if whole {
+                // SAFETY: the write covers the whole page, and `write`
+                // zeroes it if the copy fails: no stale byte is ever read.
+                unsafe { memory::allocate_frame_unzeroed() }
+            } else {
+                memory::allocate_frame()
+            }
+            .ok_or(Error::OutOfFrames)?;
             file.pages[page] = fresh.as_u64();
-            return Ok(fresh.as_u64());
+            return Ok((fresh.as_u64(), whole));
         }
         if memory::frame_references(PhysAddr::new(frame)) > 1 {
             let copy = memory::allocate_frame().ok_or(Error::OutOfFrames)?;
@@ -258,9 +270,9 @@ impl FileSystem {
             // the other holders keep theirs.
             unsafe { memory::free_frame(PhysAddr::new(frame)) };
             file.pages[page] = copy.as_u64();
-            return Ok(copy.as_u64());
+            return Ok((copy.as_u64(), false));
         }
-        Ok(frame)
+        Ok((frame, false))
     }
 
     /// Writes user memory at `open.offset`, growing the file, advancing the offset.
@@ -285,8 +297,9 @@ impl FileSystem {
             let page = (position / FRAME_SIZE) as usize;
             let within = (position % FRAME_SIZE) as usize;
             let piece = (FRAME_SIZE as usize - within).min(length - done);
-            let frame = match Self::writable_page(file, page, ipc, caller) {
-                Ok(frame) => frame,
+            let whole = within == 0 && piece == FRAME_SIZE as usize;
+            let (frame, unzeroed) = match Self::writable_page(file, page, whole, ipc, caller) {
+                Ok(found) => found,
                 // Out of frames part-way: keep what was written, like a short write.
                 Err(error) if done > 0 => {
                     let _ = error;
@@ -301,6 +314,11 @@ impl FileSystem {
             let copied =
                 ipc.copy_from_user_accounted(host, caller, Mechanism::File, source, destination);
             if let Err(error) = copied {
+                if unzeroed {
+                    // The page was to be overwritten whole: it must not keep
+                    // its previous owner's bytes.
+                    memory::zero_frame(PhysAddr::new(frame));
+                }
                 // Keep what was written before the fault, like a short write.
                 file.size = file.size.max(position);
                 open.offset = position;

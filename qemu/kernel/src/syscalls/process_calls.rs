@@ -274,6 +274,7 @@ fn breakdown(system: &mut System, caller: ProcessId, address: u64, length: u64) 
         wake: totals[3],
         scheduler: totals[4],
         switch: totals[5],
+        host_copy: totals[6],
     };
     result(copy_record_out(space_of(system, caller), address, length, &record).map(|()| 0))
 }

@@ -86,6 +86,15 @@ fn main(start: kipc_user::Start) -> u32 {
         let child = spawn("experiment", argument.as_str(), &[]).expect("spawn experiment");
         check!(wait(child) == Ok(0), "experiment at {size_kib} KiB failed");
     }
+    // 1 MiB again in larger steps (the byte streams and the shared region).
+    for chunk_kib in [16, 64, 256] {
+        let argument = kipc_user::format_line!("size_kib=1024 chunk_kib={chunk_kib} icount=1");
+        let child = spawn("experiment", argument.as_str(), &[]).expect("spawn experiment");
+        check!(
+            wait(child) == Ok(0),
+            "experiment in {chunk_kib} KiB chunks failed"
+        );
+    }
     println!("BENCH done");
     0
 }
@@ -455,8 +464,14 @@ fn print_breakdown(
     syscalls: u64,
 ) {
     println!(
-        "BENCH breakdown mechanism={mechanism} rounds={rounds} total={total} dispatch={} kipc={} copy={} wake={} scheduler={} switch={} syscalls={syscalls}",
-        phases.dispatch, phases.kipc, phases.copy, phases.wake, phases.scheduler, phases.switch
+        "BENCH breakdown mechanism={mechanism} rounds={rounds} total={total} dispatch={} kipc={} copy={} wake={} scheduler={} switch={} host_copy={} syscalls={syscalls}",
+        phases.dispatch,
+        phases.kipc,
+        phases.copy,
+        phases.wake,
+        phases.scheduler,
+        phases.switch,
+        phases.host_copy
     );
 }
 
@@ -475,6 +490,16 @@ fn breakdown() {
     print_breakdown("null", 1000, total, &phases, syscalls);
     for mechanism in ["mailbox", "pipe"] {
         latency(mechanism, 64, ROUND_TRIPS, true);
+    }
+    // 1 MiB through a pipe and a shared region, in page and 64 KiB steps.
+    for chunk_kib in [4, 64] {
+        for mechanism in ["pipe", "shm"] {
+            let argument = kipc_user::format_line!(
+                "size_kib=1024 chunk_kib={chunk_kib} only={mechanism} icount=1"
+            );
+            let child = spawn("experiment", argument.as_str(), &[]).expect("spawn experiment");
+            check!(wait(child) == Ok(0), "experiment failed");
+        }
     }
     println!("BENCH done");
 }

@@ -64,6 +64,15 @@ fn main(start: kipc_user::Start) -> u32 {
         .and_then(|value| value.parse().ok())
         .unwrap_or(size_kib * 1024);
     let only = argument(start.argument, "only");
+    // Bytes per step for the byte streams and the shared region; messages
+    // (queues, mailboxes) are at most a page, loans move whole files.
+    let chunk: usize = argument(start.argument, "chunk_kib")
+        .and_then(|value| value.parse::<usize>().ok())
+        .map_or(PAGE, |kib| kib * 1024);
+    check!(
+        chunk >= PAGE && chunk <= 256 * 1024 && chunk % PAGE == 0,
+        "chunk_kib: whole pages up to 256"
+    );
     let icount = argument(start.argument, "icount") == Some("1");
     let input_sum = file::generate("input", size, 0x6b69_7063).expect("generate input");
     println!("experiment: moving a {size}-byte file from a server to a client, once per mechanism");
@@ -72,7 +81,12 @@ fn main(start: kipc_user::Start) -> u32 {
         if only.is_some_and(|wanted| wanted != mechanism) {
             continue;
         }
-        let row = run(mechanism, size, input_sum);
+        let chunked =
+            matches!(mechanism, "pipe" | "fifo") || (mechanism == "shm" && slots_for(chunk) > 0);
+        if chunk != PAGE && !chunked {
+            continue;
+        }
+        let row = run(mechanism, size, input_sum, chunk);
         let _ = rows.push(row);
     }
     print_table(&rows, size, icount);
@@ -95,7 +109,7 @@ struct Setup {
     ours: heapless::Vec<Handle, 8>,
 }
 
-fn setup(mechanism: &str, ready: Handle, go: Handle, done: Handle) -> Setup {
+fn setup(mechanism: &str, ready: Handle, go: Handle, done: Handle, chunk: usize) -> Setup {
     let mut setup = Setup {
         server: heapless::Vec::new(),
         client: heapless::Vec::new(),
@@ -134,9 +148,10 @@ fn setup(mechanism: &str, ready: Handle, go: Handle, done: Handle) -> Setup {
             let _ = setup.ours.push(mailbox);
         }
         "shm" => {
-            let region = ipc::region_create(1 + SLOTS).expect("region");
+            let slots = slots_for(chunk);
+            let region = ipc::region_create(1 + slots * chunk / PAGE).expect("region");
             let filled = ipc::semaphore_create(0).expect("semaphore");
-            let free = ipc::semaphore_create(SLOTS as u32).expect("semaphore");
+            let free = ipc::semaphore_create(slots as u32).expect("semaphore");
             // The client only reads: give it a handle without WRITE.
             let read_only = ipc::duplicate(region, Rights::READ | Rights::MAP | Rights::TRANSFER)
                 .expect("read-only duplicate");
@@ -155,23 +170,30 @@ fn setup(mechanism: &str, ready: Handle, go: Handle, done: Handle) -> Setup {
     setup
 }
 
-/// Slots of the shared-region ring (as in `xfer`).
-const SLOTS: usize = 8;
+/// A page.
+const PAGE: usize = 4096;
+
+/// Slots of the shared-region ring for `chunk`-byte slots (as in `xfer`):
+/// up to 8, as many as fit beside the length page in a 64-page region.
+const fn slots_for(chunk: usize) -> usize {
+    let fit = 63 / (chunk / PAGE);
+    if fit < 8 { fit } else { 8 }
+}
 
 fn snapshot() -> (kipc_abi::KernelStats, u64) {
     let stats = kipc_user::kernel_stats().expect("kernel stats");
     (stats, kipc_user::tsc())
 }
 
-fn run(mechanism: &'static str, size: u64, input_sum: u64) -> Row {
+fn run(mechanism: &'static str, size: u64, input_sum: u64, chunk: usize) -> Row {
     let ready = ipc::semaphore_create(0).expect("semaphore");
     let go = ipc::semaphore_create(0).expect("semaphore");
     let done = ipc::semaphore_create(0).expect("semaphore");
-    let setup = setup(mechanism, ready, go, done);
-    let argument = kipc_user::format_line!("server {mechanism} {size}");
+    let setup = setup(mechanism, ready, go, done, chunk);
+    let argument = kipc_user::format_line!("server {mechanism} {size} {chunk}");
     let server_argument = argument.as_str();
     let server = spawn("xfer", server_argument, &setup.server).expect("spawn server");
-    let argument = kipc_user::format_line!("client {mechanism} {size}");
+    let argument = kipc_user::format_line!("client {mechanism} {size} {chunk}");
     let client_argument = argument.as_str();
     let client = spawn("xfer", client_argument, &setup.client).expect("spawn client");
     for handle in &setup.ours {
@@ -181,6 +203,8 @@ fn run(mechanism: &'static str, size: u64, input_sum: u64) -> Row {
         ipc::semaphore_wait(ready, Deadline::Forever).expect("wait ready");
     }
     ipc::ledger_reset().expect("ledger reset");
+    // With a breakdown kernel (`bench --breakdown`), the phases of this run.
+    let split = phases().is_some();
     let (before, start) = snapshot();
     ipc::semaphore_post(go).expect("go");
     ipc::semaphore_post(go).expect("go");
@@ -188,6 +212,20 @@ fn run(mechanism: &'static str, size: u64, input_sum: u64) -> Row {
         ipc::semaphore_wait(done, Deadline::Forever).expect("wait done");
     }
     let (after, end) = snapshot();
+    if split && let Some(phases) = phases() {
+        println!(
+            "EXPERIMENT-PHASES mechanism={mechanism} chunk={chunk} bytes={size} total={} dispatch={} kipc={} copy={} wake={} scheduler={} switch={} host_copy={} syscalls={}",
+            end.wrapping_sub(start),
+            phases.dispatch,
+            phases.kipc,
+            phases.copy,
+            phases.wake,
+            phases.scheduler,
+            phases.switch,
+            phases.host_copy,
+            after.syscalls - before.syscalls
+        );
+    }
     let ledger = ipc::ledger().expect("ledger");
     check!(wait(server) == Ok(0), "{mechanism} server failed");
     check!(wait(client) == Ok(0), "{mechanism} client failed");
@@ -217,7 +255,7 @@ fn run(mechanism: &'static str, size: u64, input_sum: u64) -> Row {
     };
     // One machine-readable line per run, for tests and tools.
     println!(
-        "EXPERIMENT mechanism={} bytes={} user_to_kernel={} kernel_to_user={} kernel_to_kernel={} user_to_user={} copy_operations={} pages_mapped={} pages_loaned={} syscalls={} context_switches={} tsc={} verified={}",
+        "EXPERIMENT mechanism={} chunk={chunk} bytes={} user_to_kernel={} kernel_to_user={} kernel_to_kernel={} user_to_user={} copy_operations={} pages_mapped={} pages_loaned={} syscalls={} context_switches={} tsc={} verified={}",
         row.mechanism,
         row.bytes,
         copied[USER_TO_KERNEL],
@@ -322,4 +360,23 @@ fn print_table(rows: &[Row], size: u64, icount: bool) {
         );
     }
     println!();
+}
+
+/// The kernel's phase totals since the last read, if it was built with the
+/// `breakdown` feature (`cargo run -- bench --breakdown`); `None` otherwise.
+fn phases() -> Option<kipc_abi::Breakdown> {
+    let mut record = kipc_abi::Breakdown::default();
+    kipc_user::call(
+        kipc_abi::number::BREAKDOWN,
+        [
+            (&raw mut record) as u64,
+            size_of::<kipc_abi::Breakdown>() as u64,
+            0,
+            0,
+            0,
+            0,
+        ],
+    )
+    .ok()
+    .map(|_| record)
 }

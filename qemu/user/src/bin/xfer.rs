@@ -1,4 +1,6 @@
-//! `xfer ROLE MECHANISM SIZE`: one side of the file-transfer experiment.
+//! `xfer ROLE MECHANISM SIZE [CHUNK]`: one side of the file-transfer
+//! experiment (`CHUNK`: bytes per step for pipes, FIFOs and shared regions,
+//! whole pages; default one page).
 //!
 //! The server reads the file `input` and delivers it through MECHANISM; the
 //! client receives it and writes the file `output`. `experiment` starts both
@@ -30,10 +32,20 @@ use kipc_user::{check, println};
 
 kipc_user::entry!(main);
 
-/// Bytes moved per step (one page).
+/// Bytes moved per step by default (one page); pipes, FIFOs and shared
+/// regions take a larger chunk as the fifth word of the argument.
 const CHUNK: usize = 4096;
-/// Slots in the shared-region ring (the first page holds their lengths).
-pub const SLOTS: usize = 8;
+/// The largest chunk (pipes and FIFOs).
+const MAX_CHUNK: usize = 256 * 1024;
+/// The most pages a region may have in the demo kernel (`REGION_PAGES`).
+const REGION_PAGES: usize = 64;
+
+/// Slots in the shared-region ring for `chunk`-byte slots (the first page
+/// holds their lengths): up to 8, as many as fit in one region.
+pub const fn slots_for(chunk: usize) -> usize {
+    let fit = (REGION_PAGES - 1) / (chunk / CHUNK);
+    if fit < 8 { fit } else { 8 }
+}
 /// Pages per page loan.
 const LOAN_PAGES: usize = 64;
 
@@ -43,6 +55,8 @@ struct Context {
     done: Handle,
     extra: &'static [u32],
     size: u64,
+    /// Bytes per step (pipes, FIFOs, shared regions).
+    chunk: usize,
 }
 
 impl Context {
@@ -66,10 +80,25 @@ struct Page([u8; CHUNK]);
 
 static mut BUFFER: Page = Page([0; CHUNK]);
 
+/// The page-sized transfer buffer (messages are at most a page).
 fn buffer() -> &'static mut [u8; CHUNK] {
     // SAFETY: each process is single-threaded and uses the buffer from one
     // place at a time.
     unsafe { &mut (*core::ptr::addr_of_mut!(BUFFER)).0 }
+}
+
+/// A `chunk`-byte buffer for a byte stream: the page above, or for larger
+/// chunks a private region mapped before the clock starts (so page-sized
+/// runs carry no larger process than before).
+fn chunk_buffer(chunk: usize) -> &'static mut [u8] {
+    if chunk == CHUNK {
+        return buffer();
+    }
+    let region = ipc::region_create(chunk / CHUNK).expect("chunk region");
+    let address = ipc::region_map(region, None, true).expect("map chunk region");
+    // SAFETY: `chunk` bytes of a fresh read-write mapping of our own, kept
+    // until the process exits and used from one place at a time.
+    unsafe { core::slice::from_raw_parts_mut(address as *mut u8, chunk) }
 }
 
 fn main(start: kipc_user::Start) -> u32 {
@@ -77,6 +106,14 @@ fn main(start: kipc_user::Start) -> u32 {
     let role = words.next().unwrap_or("");
     let mechanism = words.next().unwrap_or("");
     let size: u64 = words.next().and_then(|word| word.parse().ok()).unwrap_or(0);
+    let chunk: usize = words
+        .next()
+        .and_then(|word| word.parse().ok())
+        .unwrap_or(CHUNK);
+    check!(
+        chunk >= CHUNK && chunk <= MAX_CHUNK && chunk % CHUNK == 0,
+        "chunk {chunk}: whole pages, at most {MAX_CHUNK}"
+    );
     check!(start.handles.len() >= 3, "xfer needs ready/go/done handles");
     let context = Context {
         ready: Handle(start.handles[0]),
@@ -84,6 +121,7 @@ fn main(start: kipc_user::Start) -> u32 {
         done: Handle(start.handles[2]),
         extra: &start.handles[3..],
         size,
+        chunk,
     };
     match (role, mechanism) {
         ("server", "pipe") => pipe_server(&context, context.extra(0)),
@@ -141,13 +179,14 @@ fn write_out(output: File, data: &[u8]) {
 
 fn pipe_server(context: &Context, pipe: Handle) -> u32 {
     let input = open_input();
+    let chunk = chunk_buffer(context.chunk);
     context.start();
     loop {
-        let length = next_chunk(input, buffer());
+        let length = next_chunk(input, chunk);
         if length == 0 {
             break;
         }
-        ipc::write_all(pipe, &buffer()[..length]).expect("pipe write");
+        ipc::write_all(pipe, &chunk[..length]).expect("pipe write");
     }
     ipc::close(pipe).expect("close the write end");
     context.finish();
@@ -156,14 +195,15 @@ fn pipe_server(context: &Context, pipe: Handle) -> u32 {
 
 fn pipe_client(context: &Context, pipe: Handle) -> u32 {
     let output = create_output();
+    let chunk = chunk_buffer(context.chunk);
     context.start();
     let mut total = 0u64;
     loop {
-        let length = ipc::read(pipe, buffer(), Deadline::Forever).expect("pipe read");
+        let length = ipc::read(pipe, chunk, Deadline::Forever).expect("pipe read");
         if length == 0 {
             break;
         }
-        write_out(output, &buffer()[..length]);
+        write_out(output, &chunk[..length]);
         total += length as u64;
     }
     check!(
@@ -306,12 +346,13 @@ fn region_server(context: &Context) -> u32 {
     let base = shared.address();
     context.start();
     let mut slot = 0usize;
+    let (chunk, slots) = (context.chunk, slots_for(context.chunk));
     loop {
         ipc::semaphore_wait(free, Deadline::Forever).expect("wait free slot");
-        let address = base + ((1 + slot) * CHUNK) as u64;
-        // SAFETY: the slot is a page of our read-write mapping, ours until
-        // we post `filled` (the client only reads it after that).
-        let slot_bytes = unsafe { core::slice::from_raw_parts_mut(address as *mut u8, CHUNK) };
+        let address = base + (CHUNK + slot * chunk) as u64;
+        // SAFETY: the slot is `chunk` bytes of our read-write mapping, ours
+        // until we post `filled` (the client only reads it after that).
+        let slot_bytes = unsafe { core::slice::from_raw_parts_mut(address as *mut u8, chunk) };
         let length = next_chunk(input, slot_bytes);
         // The first page of the mapping holds one length per slot.
         shared.set_word(slot, length as u64);
@@ -319,7 +360,7 @@ fn region_server(context: &Context) -> u32 {
         if length == 0 {
             break;
         }
-        slot = (slot + 1) % SLOTS;
+        slot = (slot + 1) % slots;
     }
     context.finish();
     0
@@ -332,6 +373,7 @@ fn region_client(context: &Context) -> u32 {
     let base = shared.address();
     context.start();
     let mut slot = 0usize;
+    let (chunk, slots) = (context.chunk, slots_for(context.chunk));
     loop {
         ipc::semaphore_wait(filled, Deadline::Forever).expect("wait filled slot");
         // The server wrote this slot's length before posting `filled`.
@@ -339,14 +381,14 @@ fn region_client(context: &Context) -> u32 {
         if length == 0 {
             break;
         }
-        check!(length <= CHUNK, "slot length {length}");
-        let address = base + ((1 + slot) * CHUNK) as u64;
+        check!(length <= chunk, "slot length {length}");
+        let address = base + (CHUNK + slot * chunk) as u64;
         // SAFETY: the slot is a page of our read-only mapping, filled by the
         // server before it posted `filled`, unchanged until we post `free`.
         let slot_bytes = unsafe { core::slice::from_raw_parts(address as *const u8, length) };
         write_out(output, slot_bytes);
         ipc::semaphore_post(free).expect("post free slot");
-        slot = (slot + 1) % SLOTS;
+        slot = (slot + 1) % slots;
     }
     context.finish();
     0
