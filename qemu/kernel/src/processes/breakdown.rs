@@ -43,7 +43,6 @@ pub const PHASES: usize = 7;
 /// `breakdown` build and exactly the expression otherwise (a macro rather
 /// than a closure, so the hot paths compile to the same code without the
 /// feature).
-#[macro_export]
 macro_rules! measured {
     ($phase:ident, $body:expr) => {{
         #[cfg(feature = "breakdown")]
@@ -62,7 +61,6 @@ macro_rules! measured {
 
 /// `measured_copy!(expression)`: a user-memory copy, counted as kipc's or
 /// the host's (see [`copy`]) in a `breakdown` build.
-#[macro_export]
 macro_rules! measured_copy {
     ($body:expr) => {{
         #[cfg(feature = "breakdown")]
@@ -75,6 +73,8 @@ macro_rules! measured_copy {
         }
     }};
 }
+
+pub(crate) use {measured, measured_copy};
 
 /// Whether a kipc call is being measured (copies then belong to it).
 #[cfg(feature = "breakdown")]

@@ -7,6 +7,7 @@
 
 use kipc::{Access, Fault, Frame, ProcessId, UserLimit, UserSlice, Wakeup};
 
+use super::breakdown::{measured, measured_copy};
 use super::table::Processes;
 use crate::memory;
 use crate::memory::address_space::{AddressSpace, MapError, USER_END, UserAccess};
@@ -43,8 +44,7 @@ impl kipc::UserMemory for KernelHost<'_> {
         destination: &mut [u8],
     ) -> Result<(), Fault> {
         let space = self.space(process)?;
-        crate::measured_copy!({ space.copy_from_user(source.address(), destination) })
-            .map_err(|_| Fault)
+        measured_copy!(space.copy_from_user(source.address(), destination)).map_err(|_| Fault)
     }
 
     fn copy_to_user(
@@ -54,8 +54,7 @@ impl kipc::UserMemory for KernelHost<'_> {
         source: &[u8],
     ) -> Result<(), Fault> {
         let space = self.space(process)?;
-        crate::measured_copy!({ space.copy_to_user(destination.address(), source) })
-            .map_err(|_| Fault)
+        measured_copy!(space.copy_to_user(destination.address(), source)).map_err(|_| Fault)
     }
 
     #[inline(always)]
@@ -68,7 +67,7 @@ impl kipc::UserMemory for KernelHost<'_> {
     ) -> Result<(), Fault> {
         let from_space = self.space(from)?;
         let to_space = self.space(to)?;
-        crate::measured_copy!({
+        measured_copy!({
             AddressSpace::copy_between(
                 from_space,
                 source.address(),
@@ -233,6 +232,6 @@ impl kipc::Clock for KernelHost<'_> {
 impl kipc::Wake for KernelHost<'_> {
     #[inline(always)]
     fn wake(&mut self, process: ProcessId, wakeup: Wakeup) {
-        crate::measured!(Wake, self.processes.wake(process, wakeup));
+        measured!(Wake, self.processes.wake(process, wakeup));
     }
 }

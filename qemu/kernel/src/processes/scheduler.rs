@@ -27,6 +27,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use kipc_arch::interrupts::TrapFrame;
 
+use super::breakdown::measured;
 use super::host::KernelHost;
 use super::table::{COUNTERS, MAX_PROCESSES, Processes, SYSTEM, State, System, Woken};
 use crate::memory::address_space;
@@ -78,7 +79,7 @@ pub fn schedule(processes: &mut Processes, interrupted: *mut TrapFrame) -> *mut 
 /// queue entry).
 #[inline(always)]
 fn run(processes: &mut Processes, slot: usize) -> Option<*mut TrapFrame> {
-    crate::measured!(Switch, run_inner(processes, slot))
+    measured!(Switch, run_inner(processes, slot))
 }
 
 /// [`run`]'s work.

@@ -17,7 +17,7 @@ use kipc_arch::verdict::fail;
 
 use super::common::{Flow, apply};
 use super::{file_calls, ipc_calls, process_calls, signal_calls};
-use crate::processes::breakdown::{self, Phase};
+use crate::processes::breakdown::{self, Phase, measured};
 use crate::processes::table::{COUNTERS, SYSTEM, System};
 use crate::processes::{scheduler, signals};
 
@@ -50,7 +50,7 @@ pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
             apply(unsafe { &mut *frame }, flow);
             frame
         }
-        Flow::Switch => crate::measured!(Scheduler, {
+        Flow::Switch => measured!(Scheduler, {
             scheduler::switch_after_call(&mut system.processes, frame)
         }),
     };

@@ -15,6 +15,7 @@ use kipc_abi::{HandleArray, LedgerRecord, MESSAGE_HANDLES, number};
 
 use super::common::{Flow, copy_record_out, copy_string, result, space_of};
 use crate::memory::address_space::{AddressSpace, USER_END};
+use crate::processes::breakdown::measured;
 use crate::processes::host::KernelHost;
 use crate::processes::resume::write_handle_array;
 use crate::processes::table::{State, System};
@@ -241,7 +242,7 @@ fn mailbox_call(
     let array = read_writable_handle_array(host.processes_space(caller), a5)?;
     let handles = array.handles.map(Handle::from_raw);
     let (mailbox, payload, reply) = (handle_from(a0)?, slice(a1, a2)?, slice(a3, a4)?);
-    let answer = crate::measured!(Kipc, {
+    let answer = measured!(Kipc, {
         ipc.mailbox_call(
             caller,
             mailbox,
@@ -276,7 +277,7 @@ fn mailbox_reply_receive(
     let mailbox = handle_from(a0)?;
     let buffer = slice(a1, a2)?;
     let answer = if a4 == 0 {
-        crate::measured!(Kipc, {
+        measured!(Kipc, {
             ipc.mailbox_receive(caller, mailbox, buffer, Blocking::Forever, &mut host)
         })
     } else {
@@ -284,7 +285,7 @@ fn mailbox_reply_receive(
             return Err(Error::InvalidArgument);
         }
         let reply = handle_from(a4)?;
-        crate::measured!(Kipc, {
+        measured!(Kipc, {
             ipc.mailbox_reply_receive(
                 caller,
                 reply,
@@ -424,7 +425,7 @@ fn call(
         }
         number::PIPE_READ => {
             let (pipe, buffer) = (handle_from(a0)?, slice(a1, a2)?);
-            let answer = crate::measured!(Kipc, {
+            let answer = measured!(Kipc, {
                 ipc.pipe_read(caller, pipe, buffer, blocking(a3), &mut host)
             });
             return Ok(outcome(system, caller, answer, |length| {
@@ -433,7 +434,7 @@ fn call(
         }
         number::PIPE_WRITE => {
             let (pipe, data) = (handle_from(a0)?, slice(a1, a2)?);
-            let answer = crate::measured!(Kipc, {
+            let answer = measured!(Kipc, {
                 ipc.pipe_write(caller, pipe, data, blocking(a3), &mut host)
             });
             return Ok(outcome(system, caller, answer, |length| {
@@ -560,7 +561,7 @@ fn call(
         }
         number::SEMAPHORE_WAIT => {
             let semaphore = handle_from(a0)?;
-            let answer = crate::measured!(
+            let answer = measured!(
                 Kipc,
                 ipc.semaphore_wait(caller, semaphore, blocking(a1), &mut host)
             );
@@ -568,7 +569,7 @@ fn call(
         }
         number::SEMAPHORE_POST => {
             let semaphore = handle_from(a0)?;
-            crate::measured!(Kipc, ipc.semaphore_post(caller, semaphore, &mut host))?;
+            measured!(Kipc, ipc.semaphore_post(caller, semaphore, &mut host))?;
             value(0)
         }
         number::NOTIFICATION_CREATE => {
