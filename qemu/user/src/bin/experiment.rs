@@ -70,7 +70,7 @@ fn main(start: kipc_user::Start) -> u32 {
         .and_then(|value| value.parse::<usize>().ok())
         .map_or(PAGE, |kib| kib * 1024);
     check!(
-        chunk >= PAGE && chunk <= 256 * 1024 && chunk % PAGE == 0,
+        (PAGE..=256 * 1024).contains(&chunk) && chunk.is_multiple_of(PAGE),
         "chunk_kib: whole pages up to 256"
     );
     let icount = argument(start.argument, "icount") == Some("1");

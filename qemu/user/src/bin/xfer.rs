@@ -111,7 +111,7 @@ fn main(start: kipc_user::Start) -> u32 {
         .and_then(|word| word.parse().ok())
         .unwrap_or(CHUNK);
     check!(
-        chunk >= CHUNK && chunk <= MAX_CHUNK && chunk % CHUNK == 0,
+        (CHUNK..=MAX_CHUNK).contains(&chunk) && chunk.is_multiple_of(CHUNK),
         "chunk {chunk}: whole pages, at most {MAX_CHUNK}"
     );
     check!(start.handles.len() >= 3, "xfer needs ready/go/done handles");
