@@ -151,10 +151,9 @@
 //! let data = UserSlice::new(0x200, 5, kernel.user_limit()).unwrap();
 //! assert_eq!(ipc.pipe_write(producer, write, data, Blocking::Forever, &mut kernel), Ok(Outcome::Done(5)));
 //!
-//! // kipc asked the kernel to wake the consumer, which re-issues its read.
-//! assert_eq!(kernel.woken.pop(), Some((consumer, Wakeup::Retry)));
-//! let outcome = ipc.pipe_read(consumer, read_end, buffer, Blocking::Forever, &mut kernel);
-//! assert_eq!(outcome, Ok(Outcome::Done(5)));
+//! // kipc filled the consumer's parked read and asks the kernel to wake it with the
+//! // result: its read returns 5, the bytes already in its buffer.
+//! assert_eq!(kernel.woken.pop(), Some((consumer, Wakeup::Completed(Completion::Read(5)))));
 //! assert_eq!(&kernel.memory[&consumer.slot()][0x100..0x105], b"hello");
 //!
 //! // The producer exits: its write end closes, and the consumer sees end of file.

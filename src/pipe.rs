@@ -22,9 +22,12 @@
 //!   carries it on, until it ends with `Completion::Written(n)` (short only if it cannot
 //!   go on: deadline, cancelled wait, last reader gone, fault). A non-blocking write
 //!   returns what fitted (or `WouldBlock`).
-//! * Readers blocked on an empty pipe are woken to retry when data arrives or the last
-//!   writer leaves; parked writers are carried on when space frees, and end (with what
-//!   they moved, or retrying into `BrokenPipe`) when the last reader leaves.
+//! * A reader blocked on an empty pipe waits with its buffer recorded: the next write
+//!   fills it and completes the read (`Completion::Read(n)`, oldest reader first), so
+//!   a woken reader makes no second system call. If the last writer leaves instead,
+//!   readers retry into end of file. Parked writers are carried on when space frees,
+//!   and end (with what they moved, or retrying into `BrokenPipe`) when the last reader
+//!   leaves.
 //!
 //! A pipe's read handle has [`Rights::READ`], its write handle [`Rights::WRITE`]. FIFOs
 //! ([`crate::fifo`]) are pipes reached by name; their copies are counted as
@@ -40,7 +43,7 @@ use crate::kernel::{Ipc, WriteProgress, write_ends};
 use crate::object::{Capability, Key, Object, ObjectKind, ObjectRef};
 use crate::rights::Rights;
 use crate::umem::UserSlice;
-use crate::wait::{Blocking, Outcome, WaitOn, Wakeup};
+use crate::wait::{Blocking, Completion, Outcome, WaitOn, Wakeup};
 
 /// The ring buffer and its bookkeeping.
 pub(crate) struct Pipe<const CAPACITY: usize> {
@@ -164,9 +167,13 @@ impl<
     }
 
     /// Reads up to `buffer.len()` bytes. Needs READ. Returns the count; 0 means end of file
-    /// (or an empty buffer). An empty pipe with writers blocks per `blocking`; on wake-up,
-    /// retry. A buffer that faults fails with [`Error::BadAddress`], unless a first part
-    /// was already delivered: then that part's count is returned (a short read).
+    /// (or an empty buffer). An empty pipe with writers blocks per `blocking`, with the
+    /// buffer recorded: the next write fills it and completes the read
+    /// (`Wakeup::Completed(Completion::Read(n))`, the same copies a read makes); if the
+    /// last writer leaves instead, the reader retries into end of file. A buffer that
+    /// faults fails with [`Error::BadAddress`] (the bytes stay in the pipe), unless a
+    /// first part was already delivered: then that part's count is returned (a short
+    /// read).
     ///
     /// # Example
     ///
@@ -177,7 +184,7 @@ impl<
     /// match ipc.pipe_read(caller, handle, buffer, Blocking::Forever, host)? {
     ///     Outcome::Done(0) => {}      // end of file: no writer left
     ///     Outcome::Done(n) => {}      // n bytes are in the buffer
-    ///     Outcome::Blocked => {}      // empty: park, retried on Wakeup::Retry
+    ///     Outcome::Blocked => {}      // empty: park until a write fills the buffer
     /// }
     /// # Ok(()) }
     /// ```
@@ -194,43 +201,29 @@ impl<
         if buffer.is_empty() {
             return Ok(Outcome::Done(0));
         }
+        if pipe.len() == 0
+            && self
+                .oldest_waiter(|on| *on == WaitOn::PipeWrite(key))
+                .is_some()
+        {
+            // Parked readers took everything while a writer still has data for the pipe:
+            // let it go on before this reader decides the pipe is empty.
+            self.serve_writers(key, host);
+        }
+        let pipe = self.pipes.get_mut(key).ok_or(Error::BrokenPipe)?;
         if pipe.len() == 0 {
             // LAB pipe: begin
             if pipe.writers == 0 {
                 return Ok(Outcome::Done(0));
             }
-            return self.block(caller, WaitOn::PipeRead(key), blocking, host);
+            let wait = WaitOn::PipeRead { pipe: key, buffer };
+            return self.block(caller, wait, blocking, host);
             // LAB pipe: stub
             // let _ = blocking;
             // todo!("LAB pipe, step 2: an empty pipe is end of file once no writer is left; otherwise the reader waits")
             // LAB pipe: end
         }
-        let mut count = pipe.len().min(buffer.len());
-        let (first, second) = Pipe::<PIPE_CAPACITY>::runs(pipe.read, count);
-        let mechanism = pipe.mechanism;
-        let split = first.len();
-        self.ledger.copy_out(
-            host,
-            caller,
-            mechanism,
-            buffer.prefix(split),
-            &pipe.ring[first],
-        )?;
-        if !second.is_empty() {
-            let rest = buffer
-                .subslice(split, second.len())
-                .ok_or(Error::BadAddress)?;
-            // The first run is delivered and counted: a fault in the second makes this a
-            // short read of the first run, so those bytes are neither lost nor read twice.
-            if self
-                .ledger
-                .copy_out(host, caller, mechanism, rest, &pipe.ring[second])
-                .is_err()
-            {
-                count = split;
-            }
-        }
-        pipe.read = pipe.read.wrapping_add(count);
+        let count = self.read_out(caller, key, buffer, host)?;
         if self
             .oldest_waiter(|on| *on == WaitOn::PipeWrite(key))
             .is_some()
@@ -295,8 +288,30 @@ impl<
             return self.write_waits(caller, key, data, 0, blocking, host);
         }
         let count = pipe.space().min(data.len());
-        let (count, faulted) = self.copy_into_pipe(caller, key, data, count, host)?;
-        self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeRead(key));
+        let (mut count, mut faulted) = self.copy_into_pipe(caller, key, data, count, host)?;
+        self.serve_readers(key, host);
+        // Parked readers may have emptied the pipe again: a blocking write goes on while
+        // there is room, so it never waits on a pipe with space (a reader could then
+        // wait on it empty, and neither would ever move). A non-blocking write returns
+        // what fitted.
+        while count < data.len() && !faulted && blocking != Blocking::NonBlocking {
+            let space = self.pipes.get(key).map_or(0, Pipe::space);
+            if space == 0 {
+                break;
+            }
+            let rest = data
+                .subslice(count, data.len() - count)
+                .ok_or(Error::BadAddress)?;
+            match self.copy_into_pipe(caller, key, rest, space.min(rest.len()), host) {
+                Ok((moved, fault)) => {
+                    count += moved;
+                    faulted = fault;
+                }
+                // Its own buffer faulted: the bytes already in the pipe are the write.
+                Err(_) => faulted = true,
+            }
+            self.serve_readers(key, host);
+        }
         if count < data.len() && !faulted && blocking != Blocking::NonBlocking {
             // POSIX: a blocking write returns only when all of it is in the pipe.
             return self.write_waits(caller, key, data, count, blocking, host);
@@ -374,6 +389,66 @@ impl<
             }
             Err(Error::WouldBlock | Error::TimedOut) if done > 0 => Ok(Outcome::Done(done)),
             other => other,
+        }
+    }
+
+    /// Copies what the pipe holds, up to `buffer.len()` bytes, to `reader`'s `buffer`
+    /// (two runs at most) and consumes it; the count. The pipe must hold something.
+    #[inline(always)]
+    fn read_out<H: Host>(
+        &mut self,
+        reader: ProcessId,
+        key: Key,
+        buffer: UserSlice,
+        host: &mut H,
+    ) -> Result<usize, Error> {
+        let caller = reader;
+        let pipe = self.pipes.get_mut(key).ok_or(Error::BrokenPipe)?;
+        let mut count = pipe.len().min(buffer.len());
+        let (first, second) = Pipe::<PIPE_CAPACITY>::runs(pipe.read, count);
+        let mechanism = pipe.mechanism;
+        let split = first.len();
+        self.ledger.copy_out(
+            host,
+            caller,
+            mechanism,
+            buffer.prefix(split),
+            &pipe.ring[first],
+        )?;
+        if !second.is_empty() {
+            let rest = buffer
+                .subslice(split, second.len())
+                .ok_or(Error::BadAddress)?;
+            // The first run is delivered and counted: a fault in the second makes this a
+            // short read of the first run, so those bytes are neither lost nor read twice.
+            if self
+                .ledger
+                .copy_out(host, caller, mechanism, rest, &pipe.ring[second])
+                .is_err()
+            {
+                count = split;
+            }
+        }
+        pipe.read = pipe.read.wrapping_add(count);
+        Ok(count)
+    }
+
+    /// Data has arrived: completes the reads parked on this pipe, oldest first, while
+    /// it holds data: each gets what it asked for (or what there is) in its recorded
+    /// buffer, exactly the copies its own read would have made. A reader whose buffer
+    /// faults gets `BadAddress` and the bytes stay for the next.
+    fn serve_readers<H: Host>(&mut self, key: Key, host: &mut H) {
+        while self.pipes.get(key).is_some_and(|pipe| pipe.len() > 0) {
+            let waiting = self
+                .oldest_waiter(|on| matches!(on, WaitOn::PipeRead { pipe, .. } if *pipe == key));
+            let Some((reader, WaitOn::PipeRead { buffer, .. })) = waiting else {
+                break;
+            };
+            let wakeup = match self.read_out(reader, key, buffer, host) {
+                Ok(count) => Wakeup::Completed(Completion::Read(count)),
+                Err(error) => Wakeup::Failed(error),
+            };
+            self.finish_wait(reader, wakeup, host);
         }
     }
 
@@ -457,7 +532,17 @@ impl<
             }
         }
         if moved_any {
-            self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeRead(key));
+            self.serve_readers(key, host);
+            // Readers emptied the pipe while writers still wait: carry them on again
+            // (each round moves bytes, and a reader is served once per round).
+            let room = self.pipes.get(key).is_some_and(|pipe| pipe.len() == 0);
+            if room
+                && self
+                    .oldest_waiter(|on| *on == WaitOn::PipeWrite(key))
+                    .is_some()
+            {
+                self.serve_writers(key, host);
+            }
         }
     }
 
@@ -539,7 +624,11 @@ impl<
             slot.value.writers -= 1;
             if slot.value.writers == 0 {
                 // Readers of an empty pipe must learn it is over: they retry into EOF.
-                self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::PipeRead(key));
+                self.wake_all(
+                    Wakeup::Retry,
+                    host,
+                    |on| matches!(on, WaitOn::PipeRead { pipe, .. } if *pipe == key),
+                );
             }
         }
         if self.pipes.slot(key).is_some_and(|s| s.references == 0) {

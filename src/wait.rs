@@ -9,11 +9,13 @@
 //! [`Wake::wake`] with one of three [`Wakeup`]s:
 //!
 //! * [`Wakeup::Retry`] — the condition may have changed: make the process re-issue the
-//!   *same* system call with the same arguments. (Pipe reads, message queues, mailbox
-//!   sends, a pipe write that moved nothing before its last reader left.)
+//!   *same* system call with the same arguments. (Message queues, mailbox sends, a pipe
+//!   read whose last writer left, a pipe write that moved nothing before its last
+//!   reader left.)
 //! * [`Wakeup::Completed`] — the call has been carried out on the process's behalf; return
 //!   the [`Completion`] to it. (Mailbox receive satisfied by a direct hand-off, replies,
-//!   semaphores, notifications, FIFO opens, blocking pipe writes.)
+//!   semaphores, notifications, FIFO opens, blocking pipe writes, pipe reads a write
+//!   filled.)
 //! * [`Wakeup::Failed`] — the call ended with this error (deadline passed, peer closed,
 //!   cancelled); return the error to the process.
 //!
@@ -142,6 +144,9 @@ pub enum Completion {
     /// them, or fewer if it could not go on (deadline, cancelled wait, last reader gone,
     /// its data faulted part-way).
     Written(usize),
+    /// A read of an empty pipe or FIFO got this many bytes from a later write (already
+    /// in its buffer).
+    Read(usize),
 }
 
 /// How a blocked process must be resumed; see the module documentation.
@@ -179,7 +184,11 @@ pub enum OpenMode {
 /// What a blocked process waits for.
 #[derive(Clone, Copy, Debug, Eq)]
 pub(crate) enum WaitOn {
-    PipeRead(Key),
+    /// A read of an empty pipe, with the buffer a write fills for it.
+    PipeRead {
+        pipe: Key,
+        buffer: UserSlice,
+    },
     PipeWrite(Key),
     MailboxSend(Key),
     MailboxReceive {
@@ -210,8 +219,14 @@ impl PartialEq for WaitOn {
     fn eq(&self, other: &WaitOn) -> bool {
         use WaitOn::*;
         match (self, other) {
-            (PipeRead(a), PipeRead(b))
-            | (PipeWrite(a), PipeWrite(b))
+            (
+                PipeRead { pipe, buffer },
+                PipeRead {
+                    pipe: other_pipe,
+                    buffer: other_buffer,
+                },
+            ) => pipe == other_pipe && buffer == other_buffer,
+            (PipeWrite(a), PipeWrite(b))
             | (MailboxSend(a), MailboxSend(b))
             | (QueueSend(a), QueueSend(b))
             | (QueueReceive(a), QueueReceive(b))

@@ -326,7 +326,25 @@ fn pipe_writes_and_reads_from_bad_buffers_fail_their_caller_only() {
         ),
         Ok(Outcome::Done(5))
     );
-    w.machine.take_wakes();
+    // The parked read got them, in its own buffer.
+    assert_eq!(
+        w.machine.take_wakes(),
+        vec![(reader, Wakeup::Completed(Completion::Read(5)))]
+    );
+    assert_eq!(
+        w.machine.read(reader, PRIVATE_BASE + 0x100, 5).unwrap(),
+        b"bytes"
+    );
+    assert_eq!(
+        w.ipc.pipe_write(
+            writer,
+            write,
+            w.good(0, 5),
+            Blocking::Forever,
+            &mut w.machine
+        ),
+        Ok(Outcome::Done(5))
+    );
     let bad = w.bad(16);
     assert_eq!(
         w.ipc

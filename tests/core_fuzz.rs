@@ -225,7 +225,11 @@ impl Object {
 /// What a parked process waits for.
 #[derive(Clone, Copy, Debug)]
 enum Park {
-    PipeRead(usize),
+    /// A read of an empty pipe, with the buffer a write fills for it.
+    PipeRead {
+        object: usize,
+        into: UserSlice,
+    },
     MailboxReceive {
         object: usize,
         at: u64,
@@ -1267,8 +1271,56 @@ impl Fuzz {
         if let Ok(Outcome::Done(n)) = result {
             buffered.extend(&bytes[..n]);
             self.moved += n as u64;
+            if n > 0 {
+                return self.serve_readers(cap.object);
+            }
         }
         self.wakes(None)
+    }
+
+    /// Data arrived in pipe `object`: its parked reads, oldest first, are completed
+    /// from it while it holds data, each exactly as its own read would have gone (a
+    /// faulting buffer fails its reader and leaves the bytes).
+    fn serve_readers(&mut self, object: usize) -> Result<(), TestCaseError> {
+        let mut expected_wakes = Vec::new();
+        loop {
+            let nonempty = matches!(&self.objects[object].state, State::Pipe(b) if !b.is_empty());
+            if !nonempty {
+                break;
+            }
+            let Some((reader, Park::PipeRead { into, .. })) = self.oldest_parked(
+                |park| matches!(park, Park::PipeRead { object: o, .. } if *o == object),
+            ) else {
+                break;
+            };
+            self.process(reader).parked = None;
+            let read_so_far = self.pipe_read_total.entry(object).or_insert(0);
+            let machine = &self.machine;
+            let State::Pipe(buffered) = &mut self.objects[object].state else {
+                unreachable!()
+            };
+            let count = into.len().min(buffered.len());
+            let first = count.min(PIPE_CAPACITY - *read_so_far % PIPE_CAPACITY);
+            match copied(count, first, |n| {
+                valid(machine, reader, into.prefix(n), true)
+            }) {
+                Ok(Outcome::Done(n)) => {
+                    *read_so_far += n;
+                    let expected: Vec<u8> = buffered.drain(..n).collect();
+                    self.moved += n as u64;
+                    prop_assert_eq!(
+                        self.machine.read(reader, into.address(), n).unwrap(),
+                        expected
+                    );
+                    expected_wakes.push((reader, Wakeup::Completed(Completion::Read(n))));
+                }
+                Ok(Outcome::Blocked) => unreachable!(),
+                Err(error) => expected_wakes.push((reader, Wakeup::Failed(error))),
+            }
+        }
+        let wakes = self.machine.take_wakes();
+        prop_assert_eq!(wakes, expected_wakes, "parked pipe reads served by a write");
+        Ok(())
     }
 
     fn pipe_read(
@@ -1326,7 +1378,13 @@ impl Fuzz {
                 let machine = &self.machine;
                 prop_assert_eq!(machine.read(me, into.address(), n).unwrap(), expected);
             }
-            Ok(Outcome::Blocked) => self.park(me, Park::PipeRead(cap.object)),
+            Ok(Outcome::Blocked) => self.park(
+                me,
+                Park::PipeRead {
+                    object: cap.object,
+                    into,
+                },
+            ),
             Err(_) => {}
         }
         self.wakes(None)
@@ -2008,7 +2066,7 @@ impl Fuzz {
             };
             prop_assert_eq!(&wakeup, &Wakeup::Retry, "{:?} woken from {:?}", pid, park);
             match park {
-                Park::PipeRead(object) => {
+                Park::PipeRead { object, .. } => {
                     let writers = self.count_caps(object, Rights::WRITE);
                     let State::Pipe(bytes) = &self.objects[object].state else {
                         unreachable!()
@@ -2118,7 +2176,7 @@ impl Fuzz {
             // No waiter is left parked although it could proceed.
             if let Some((_, park)) = process.parked {
                 let stuck = match park {
-                    Park::PipeRead(o) => match &self.objects[o].state {
+                    Park::PipeRead { object: o, .. } => match &self.objects[o].state {
                         State::Pipe(b) => !b.is_empty() || self.count_caps(o, Rights::WRITE) == 0,
                         _ => true,
                     },

@@ -322,3 +322,95 @@ fn a_writer_that_fits_is_not_held_up_by_an_atomic_one_that_does_not() {
         "the atomic write went in without its room"
     );
 }
+
+#[test]
+fn a_parked_reader_is_filled_and_a_blocking_writer_goes_on_while_there_is_room() {
+    let mut w = World::new();
+    // The reader waits first, with a 32-byte buffer.
+    let first = w.machine.slice(PRIVATE_BASE + 0x1000, 32);
+    assert_eq!(
+        w.ipc
+            .pipe_read(w.reader, w.read, first, Blocking::Forever, &mut w.machine),
+        Ok(Outcome::Blocked)
+    );
+    // The write fills the pipe, the parked read takes 32 of it (completed in place,
+    // no retry), and the write goes on into the room that made before it parks:
+    // it never waits on a pipe with space.
+    assert_eq!(w.write(Blocking::Forever), Ok(Outcome::Blocked));
+    assert_eq!(
+        w.machine.take_wakes(),
+        vec![(w.reader, Wakeup::Completed(Completion::Read(32)))]
+    );
+    assert_eq!(
+        w.ipc.pipe_buffered(w.reader, w.read),
+        Ok(64),
+        "the writer stopped with room left in the pipe"
+    );
+    // The reader reads on: everything arrives once, in order, and the write ends
+    // with all 200 bytes.
+    let mut received = 32;
+    let mut finished = None;
+    for _ in 0..10 {
+        received += w.drain(0x1000 + received as u64);
+        if let [(pid, Wakeup::Completed(Completion::Written(total)))] =
+            w.machine.take_wakes().as_slice()
+        {
+            assert_eq!(*pid, w.writer);
+            finished = Some(*total);
+        }
+        if received == LENGTH {
+            break;
+        }
+    }
+    assert_eq!((finished, received), (Some(LENGTH), LENGTH));
+    let expected = w.machine.read(w.writer, PRIVATE_BASE, LENGTH).unwrap();
+    assert_eq!(
+        w.machine
+            .read(w.reader, PRIVATE_BASE + 0x1000, LENGTH)
+            .unwrap(),
+        expected,
+        "bytes lost, repeated or reordered"
+    );
+}
+
+#[test]
+fn a_reader_finding_the_pipe_emptied_by_another_lets_the_parked_writer_go_on() {
+    let mut w = World::new();
+    let (second, second_read) = {
+        let pid = w.ipc.process_create().expect("a process slot");
+        w.machine.give_private_memory(pid);
+        let read = w
+            .ipc
+            .handle_grant(w.reader, w.read, pid, Rights::READ)
+            .unwrap();
+        (pid, read)
+    };
+    // The second reader waits with a large buffer; the writer's 200 bytes fill the
+    // pipe, it takes 64, the writer fills it again and parks.
+    let big = w.machine.slice(PRIVATE_BASE + 0x2000, 64);
+    assert_eq!(
+        w.ipc
+            .pipe_read(second, second_read, big, Blocking::Forever, &mut w.machine),
+        Ok(Outcome::Blocked)
+    );
+    assert_eq!(w.write(Blocking::Forever), Ok(Outcome::Blocked));
+    assert_eq!(
+        w.machine.take_wakes(),
+        vec![(second, Wakeup::Completed(Completion::Read(64)))]
+    );
+    // The first reader reads; its read carries the writer on, and nothing waits on an
+    // empty pipe while the writer still has bytes.
+    let mut received = 0;
+    for _ in 0..10 {
+        received += w.drain(0x1000 + received as u64);
+        w.machine.take_wakes();
+        if !w.ipc.is_waiting(w.writer) && w.ipc.pipe_buffered(w.reader, w.read) == Ok(0) {
+            break;
+        }
+    }
+    assert_eq!(
+        received + 64,
+        LENGTH,
+        "every byte reached one of the readers"
+    );
+}

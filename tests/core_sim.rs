@@ -141,7 +141,7 @@ struct StreamReader {
 impl Program for StreamReader {
     fn step(&mut self, system: &mut System, me: ProcessId, resumed: Option<Wakeup>) -> Step {
         expect_no_failure(&resumed);
-        let handle = match (self.handle, resumed) {
+        let handle = match (self.handle, resumed.clone()) {
             (Some(handle), _) => handle,
             (None, Some(Wakeup::Completed(Completion::Opened(handle)))) => handle,
             (None, _) => {
@@ -161,6 +161,11 @@ impl Program for StreamReader {
         };
         self.handle = Some(handle);
         let buffer = system.machine.slice(BUFFER, 1024);
+        // A parked read that a write filled: the bytes are already in the buffer.
+        if let Some(Wakeup::Completed(Completion::Read(n))) = resumed {
+            system.file_append(me, COPY, buffer.prefix(n));
+            return Step::Continue;
+        }
         match system
             .ipc
             .pipe_read(me, handle, buffer, Blocking::Forever, &mut system.machine)

@@ -87,7 +87,9 @@ impl Wake for Machine {
                 ok(0)
             }
             Wakeup::Completed(Completion::Acquired) => ok(0),
-            Wakeup::Completed(Completion::Written(bytes)) => ok(bytes as u64),
+            Wakeup::Completed(Completion::Written(bytes) | Completion::Read(bytes)) => {
+                ok(bytes as u64)
+            }
         };
         process.state = State::Ready;
         let _ = self.ready.push_back(id.slot());

@@ -71,7 +71,7 @@ pub fn deliver_completion(space: &AddressSpace, frame: &mut TrapFrame, completio
             kipc_abi::encode(Ok(0))
         }
         Completion::Opened(handle) => kipc_abi::encode(Ok(u64::from(handle.into_raw()))),
-        Completion::Written(bytes) => kipc_abi::encode(Ok(*bytes as u64)),
+        Completion::Written(bytes) | Completion::Read(bytes) => kipc_abi::encode(Ok(*bytes as u64)),
     };
     frame.rax = rax;
 }
