@@ -31,7 +31,7 @@ use crate::name::Name;
 use crate::object::{Capability, Key, Object, ObjectKind, ObjectRef};
 use crate::rights::Rights;
 use crate::umem::UserSlice;
-use crate::wait::{Blocking, Outcome, WaitOn, Wakeup};
+use crate::wait::{Blocking, Completion, Outcome, WaitOn, Wakeup};
 
 /// A received message's length and priority.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,13 +325,14 @@ impl<
         slot.length = message.len();
         queue.next_sequence += 1;
         queue.count += 1;
-        self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::QueueReceive(key));
+        self.serve_receivers(key, host);
         Ok(Outcome::Done(()))
     }
 
     /// Receives the most urgent (then oldest) message into `buffer`, which must hold
-    /// `max_message_size` bytes. Needs READ. An empty queue blocks per `blocking`; on
-    /// wake-up, retry.
+    /// `max_message_size` bytes. Needs READ. An empty queue blocks per `blocking`, with
+    /// the buffer recorded: the next send fills it and completes the receive
+    /// (`Wakeup::Completed(Completion::Dequeued(message))`).
     ///
     /// # Example
     ///
@@ -359,14 +360,30 @@ impl<
                 needed: queue.max_message_size,
             });
         }
-        let Some(index) = queue.next() else {
-            return self.block(caller, WaitOn::QueueReceive(key), blocking, host);
-        };
+        if queue.next().is_none() {
+            let wait = WaitOn::QueueReceive { queue: key, buffer };
+            return self.block(caller, wait, blocking, host);
+        }
+        let message = self.take_message(caller, key, buffer, host)?;
+        Ok(Outcome::Done(message))
+    }
+
+    /// Copies the queue's most urgent message into `receiver`'s `buffer` and removes
+    /// it; senders waiting for room retry. The queue must hold a message.
+    fn take_message<H: Host>(
+        &mut self,
+        receiver: ProcessId,
+        key: Key,
+        buffer: UserSlice,
+        host: &mut H,
+    ) -> Result<QueuedMessage, Error> {
+        let queue = self.queues.get_mut(key).ok_or(Error::BadHandle)?;
+        let index = queue.next().ok_or(Error::WouldBlock)?;
         let slot = &mut queue.slots[index];
         let length = slot.length;
         self.ledger.copy_out(
             host,
-            caller,
+            receiver,
             Mechanism::MessageQueue,
             buffer.prefix(length),
             &slot.data[..length],
@@ -375,7 +392,31 @@ impl<
         let priority = slot.priority;
         queue.count -= 1;
         self.wake_all(Wakeup::Retry, host, |on| *on == WaitOn::QueueSend(key));
-        Ok(Outcome::Done(QueuedMessage { length, priority }))
+        Ok(QueuedMessage { length, priority })
+    }
+
+    /// A message arrived: completes the receives parked on this queue, oldest first,
+    /// while it holds messages, each with the most urgent message in its recorded
+    /// buffer (`Completion::Dequeued`, the same copies its own receive makes). A
+    /// receiver whose buffer faults gets `BadAddress` and the message stays.
+    fn serve_receivers<H: Host>(&mut self, key: Key, host: &mut H) {
+        while self
+            .queues
+            .get(key)
+            .is_some_and(|queue| queue.next().is_some())
+        {
+            let waiting = self.oldest_waiter(
+                |on| matches!(on, WaitOn::QueueReceive { queue, .. } if *queue == key),
+            );
+            let Some((receiver, WaitOn::QueueReceive { buffer, .. })) = waiting else {
+                break;
+            };
+            let wakeup = match self.take_message(receiver, key, buffer, host) {
+                Ok(message) => Wakeup::Completed(Completion::Dequeued(message)),
+                Err(error) => Wakeup::Failed(error),
+            };
+            self.finish_wait(receiver, wakeup, host);
+        }
     }
 
     // ------------------------------------------------------------------ internals
@@ -583,13 +624,18 @@ mod tests {
             .unwrap()
             .done()
             .unwrap();
-        assert_eq!(host.take_wakes(), vec![(b, Wakeup::Retry)]);
-        let m = ipc
-            .mqueue_receive(b, qb, host.slice(0x10, 8), Blocking::Forever, &mut host)
-            .unwrap()
-            .done()
-            .unwrap();
-        assert_eq!((m.length, host.peek(b, 0x10, 5)), (5, b"still".to_vec()));
+        // The parked receive got it, in the buffer it recorded: no retry.
+        assert_eq!(
+            host.take_wakes(),
+            vec![(
+                b,
+                Wakeup::Completed(Completion::Dequeued(QueuedMessage {
+                    length: 5,
+                    priority: 3
+                }))
+            )]
+        );
+        assert_eq!(host.peek(b, 0, 5), b"still".to_vec());
         ipc.handle_close(a, q, &mut host).unwrap();
         assert_eq!(ipc.usage().message_queues, 1);
         ipc.handle_close(b, qb, &mut host).unwrap();

@@ -9,13 +9,13 @@
 //! [`Wake::wake`] with one of three [`Wakeup`]s:
 //!
 //! * [`Wakeup::Retry`] — the condition may have changed: make the process re-issue the
-//!   *same* system call with the same arguments. (Message queues, mailbox sends, a pipe
-//!   read whose last writer left, a pipe write that moved nothing before its last
-//!   reader left.)
+//!   *same* system call with the same arguments. (Message-queue and mailbox sends
+//!   waiting for room, a pipe read whose last writer left, a pipe write that moved
+//!   nothing before its last reader left.)
 //! * [`Wakeup::Completed`] — the call has been carried out on the process's behalf; return
 //!   the [`Completion`] to it. (Mailbox receive satisfied by a direct hand-off, replies,
 //!   semaphores, notifications, FIFO opens, blocking pipe writes, pipe reads a write
-//!   filled.)
+//!   filled, queue receives a send filled.)
 //! * [`Wakeup::Failed`] — the call ended with this error (deadline passed, peer closed,
 //!   cancelled); return the error to the process.
 //!
@@ -147,6 +147,9 @@ pub enum Completion {
     /// A read of an empty pipe or FIFO got this many bytes from a later write (already
     /// in its buffer).
     Read(usize),
+    /// A receive from an empty message queue got this message from a later send
+    /// (already in its buffer).
+    Dequeued(crate::QueuedMessage),
 }
 
 /// How a blocked process must be resumed; see the module documentation.
@@ -200,7 +203,11 @@ pub(crate) enum WaitOn {
         buffer: UserSlice,
     },
     QueueSend(Key),
-    QueueReceive(Key),
+    /// A receive from an empty queue, with the buffer a send fills for it.
+    QueueReceive {
+        queue: Key,
+        buffer: UserSlice,
+    },
     Semaphore(Key),
     Notification(Key),
     FifoOpen {
@@ -229,7 +236,6 @@ impl PartialEq for WaitOn {
             (PipeWrite(a), PipeWrite(b))
             | (MailboxSend(a), MailboxSend(b))
             | (QueueSend(a), QueueSend(b))
-            | (QueueReceive(a), QueueReceive(b))
             | (Semaphore(a), Semaphore(b))
             | (Notification(a), Notification(b)) => a == b,
             (
@@ -246,6 +252,13 @@ impl PartialEq for WaitOn {
                     buffer: other_buffer,
                 },
             ) => token == other_token && buffer == other_buffer,
+            (
+                QueueReceive { queue, buffer },
+                QueueReceive {
+                    queue: other_queue,
+                    buffer: other_buffer,
+                },
+            ) => queue == other_queue && buffer == other_buffer,
             (
                 FifoOpen { fifo, mode },
                 FifoOpen {

@@ -396,7 +396,28 @@ fn queue_sends_and_receives_from_bad_buffers_fail_their_caller_only() {
         ),
         Ok(Outcome::Done(()))
     );
-    w.machine.take_wakes();
+    // The parked receive got that message, in its own buffer.
+    assert_eq!(
+        w.machine.take_wakes(),
+        vec![(
+            receiver,
+            Wakeup::Completed(Completion::Dequeued(QueuedMessage {
+                length: 8,
+                priority: 1
+            }))
+        )]
+    );
+    assert_eq!(
+        w.ipc.mqueue_send(
+            sender,
+            send,
+            w.good(0, 8),
+            1,
+            Blocking::Forever,
+            &mut w.machine
+        ),
+        Ok(Outcome::Done(()))
+    );
     let bad = w.bad(16);
     assert_eq!(
         w.ipc

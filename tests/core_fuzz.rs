@@ -235,7 +235,11 @@ enum Park {
         at: u64,
         length: usize,
     },
-    QueueReceive(usize),
+    /// A receive from an empty queue, with the buffer a send fills for it.
+    QueueReceive {
+        object: usize,
+        into: UserSlice,
+    },
     Semaphore(usize),
     Notification(usize),
 }
@@ -1444,8 +1448,64 @@ impl Fuzz {
             messages.push((priority, *sequence, bytes));
             *sequence += 1;
             self.moved += length as u64;
+            return self.serve_receivers(cap.object);
         }
         self.wakes(Some(cap.object))
+    }
+
+    /// A message arrived in queue `object`: its parked receives, oldest first, each
+    /// take the most urgent message into their recorded buffer while there is one (a
+    /// faulting buffer fails its receiver and leaves the message). Taking a message
+    /// makes room: senders parked for room would retry (the fuzzer's sends never park).
+    fn serve_receivers(&mut self, object: usize) -> Result<(), TestCaseError> {
+        let mut expected_wakes = Vec::new();
+        loop {
+            let State::Queue { messages, .. } = &self.objects[object].state else {
+                unreachable!()
+            };
+            if messages.is_empty() {
+                break;
+            }
+            let Some((receiver, Park::QueueReceive { into, .. })) = self.oldest_parked(
+                |park| matches!(park, Park::QueueReceive { object: o, .. } if *o == object),
+            ) else {
+                break;
+            };
+            self.process(receiver).parked = None;
+            let State::Queue { messages, .. } = &self.objects[object].state else {
+                unreachable!()
+            };
+            let (index, priority, length) = messages
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, (p, s, _))| (*p, std::cmp::Reverse(*s)))
+                .map(|(i, (p, _, b))| (i, *p, b.len()))
+                .expect("not empty");
+            if self.valid(receiver, into.prefix(length), true) {
+                let State::Queue { messages, .. } = self.state(object) else {
+                    unreachable!()
+                };
+                let (_, _, bytes) = messages.remove(index);
+                self.moved += length as u64;
+                prop_assert_eq!(
+                    self.machine.read(receiver, into.address(), length).unwrap(),
+                    bytes
+                );
+                expected_wakes.push((
+                    receiver,
+                    Wakeup::Completed(Completion::Dequeued(QueuedMessage { length, priority })),
+                ));
+            } else {
+                expected_wakes.push((receiver, Wakeup::Failed(Error::BadAddress)));
+            }
+        }
+        let wakes = self.machine.take_wakes();
+        prop_assert_eq!(
+            wakes,
+            expected_wakes,
+            "parked queue receives served by a send"
+        );
+        Ok(())
     }
 
     fn queue_receive(
@@ -1514,7 +1574,13 @@ impl Fuzz {
                     bytes
                 );
             }
-            Ok(Outcome::Blocked) => self.park(me, Park::QueueReceive(cap.object)),
+            Ok(Outcome::Blocked) => self.park(
+                me,
+                Park::QueueReceive {
+                    object: cap.object,
+                    into,
+                },
+            ),
             Err(_) => {}
         }
         self.wakes(Some(cap.object))
@@ -2073,7 +2139,7 @@ impl Fuzz {
                     };
                     prop_assert!(!bytes.is_empty() || writers == 0, "pointless pipe wake-up");
                 }
-                Park::QueueReceive(object) => {
+                Park::QueueReceive { object, .. } => {
                     prop_assert_eq!(Some(object), queue, "queue wake-up from elsewhere");
                 }
                 other => prop_assert!(false, "{:?} told to retry", other),
@@ -2183,7 +2249,7 @@ impl Fuzz {
                     Park::MailboxReceive { object, .. } => {
                         matches!(&self.objects[object].state, State::Mailbox(m) if !m.is_empty())
                     }
-                    Park::QueueReceive(o) => {
+                    Park::QueueReceive { object: o, .. } => {
                         matches!(&self.objects[o].state, State::Queue { messages, .. } if !messages.is_empty())
                     }
                     Park::Semaphore(o) => {

@@ -90,6 +90,7 @@ impl Wake for Machine {
             Wakeup::Completed(Completion::Written(bytes) | Completion::Read(bytes)) => {
                 ok(bytes as u64)
             }
+            Wakeup::Completed(Completion::Dequeued(message)) => ok(message.length as u64),
         };
         process.state = State::Ready;
         let _ = self.ready.push_back(id.slot());

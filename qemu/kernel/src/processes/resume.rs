@@ -66,6 +66,11 @@ pub fn deliver_completion(space: &AddressSpace, frame: &mut TrapFrame, completio
             return;
         }
         Completion::Acquired => kipc_abi::encode(Ok(0)),
+        Completion::Dequeued(message) => {
+            // As a receive that found the message: length, and priority in rdx.
+            frame.rdx = u64::from(message.priority);
+            kipc_abi::encode(Ok(message.length as u64))
+        }
         Completion::Notified(bits) => {
             frame.rdx = *bits;
             kipc_abi::encode(Ok(0))
