@@ -522,13 +522,7 @@ impl<
                 wake.wake(id, wakeup);
             }
         }
-        if self
-            .processes
-            .iter()
-            .any(|p| p.live && p.signals.alarm.is_some())
-        {
-            expired += self.fire_alarms(now, wake);
-        }
+        expired += self.fire_alarms(now, wake);
         expired
     }
 
@@ -546,16 +540,12 @@ impl<
     /// # Ok(()) }
     /// ```
     pub fn next_deadline(&self) -> Option<u64> {
-        let waits = self
-            .processes
+        self.processes
             .iter()
             .filter(|p| p.live)
-            .filter_map(|p| p.wait.and_then(|w| w.deadline))
-            .min();
-        match (waits, self.next_alarm()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+            .flat_map(|p| [p.wait.and_then(|w| w.deadline), p.signals.alarm])
+            .flatten()
+            .min()
     }
 
     // ------------------------------------------------------------------ handles

@@ -272,7 +272,7 @@ impl<
         let pipe = self.pipes.get_mut(key).ok_or(Error::BrokenPipe)?;
         if pipe.readers == 0 {
             // LAB pipe: begin
-            self.signal_mark(caller, crate::Signal::SIGPIPE);
+            let _ = self.signal_mark(caller, crate::Signal::SIGPIPE);
             return Err(Error::BrokenPipe);
             // LAB pipe: stub
             // todo!("LAB pipe, step 3: a write with no reader left fails with BrokenPipe and raises SIGPIPE")
@@ -608,7 +608,7 @@ impl<
                     if moved > 0 {
                         // The rest can never be read (a writer with nothing moved
                         // retries into BrokenPipe, which raises it then).
-                        self.signal_mark(writer, crate::Signal::SIGPIPE);
+                        let _ = self.signal_mark(writer, crate::Signal::SIGPIPE);
                     }
                 }
                 // LAB pipe: stub

@@ -472,19 +472,11 @@ impl<
         signal: Signal,
         wake: &mut W,
     ) -> Result<Posted, Error> {
-        let state = &mut self.process_mut(target)?.signals;
-        if signal != Signal::SIGKILL && state.action(signal).ignores(signal) {
-            return Ok(Posted::Ignored);
+        let posted = self.signal_mark(target, signal)?;
+        if posted == Posted::Deliverable {
+            self.interrupt_wait(target, signal, wake);
         }
-        let first = state.pending.is_empty();
-        state.pending = state.pending.with(signal);
-        let blocked = state.blocked.contains(signal);
-        self.signalled += usize::from(first);
-        if blocked {
-            return Ok(Posted::Blocked);
-        }
-        self.interrupt_wait(target, signal, wake);
-        Ok(Posted::Deliverable)
+        Ok(posted)
     }
 
     /// Sets `signal`'s action to `action` if given, and returns the previous one
@@ -808,17 +800,28 @@ impl<
 
     // ------------------------------------------------------------------ internals
 
-    /// Marks `signal` pending on `process` without interrupting anything (`process` is
-    /// the caller, or its wait has just ended): `SIGPIPE` on a broken pipe's writer.
-    pub(crate) fn signal_mark(&mut self, process: ProcessId, signal: Signal) {
-        if let Ok(p) = self.process_mut(process) {
-            let state = &mut p.signals;
-            if !state.action(signal).ignores(signal) {
-                let first = state.pending.is_empty();
-                state.pending = state.pending.with(signal);
-                self.signalled += usize::from(first);
-            }
+    /// Marks `signal` pending on `process` (unless it ignores it) without interrupting
+    /// anything, and says what became of it: [`Ipc::signal_post`]'s first half, and
+    /// all of it for a process that is the caller or whose wait has just ended
+    /// (`SIGPIPE` on a broken pipe's writer).
+    pub(crate) fn signal_mark(
+        &mut self,
+        process: ProcessId,
+        signal: Signal,
+    ) -> Result<Posted, Error> {
+        let state = &mut self.process_mut(process)?.signals;
+        if signal != Signal::SIGKILL && state.action(signal).ignores(signal) {
+            return Ok(Posted::Ignored);
         }
+        let first = state.pending.is_empty();
+        state.pending = state.pending.with(signal);
+        let blocked = state.blocked.contains(signal);
+        self.signalled += usize::from(first);
+        Ok(if blocked {
+            Posted::Blocked
+        } else {
+            Posted::Deliverable
+        })
     }
 
     /// Posts `SIGALRM` to every process whose alarm is due at `now`.
@@ -834,15 +837,6 @@ impl<
             }
         }
         fired
-    }
-
-    /// The earliest alarm.
-    pub(crate) fn next_alarm(&self) -> Option<u64> {
-        self.processes
-            .iter()
-            .filter(|p| p.live)
-            .filter_map(|p| p.signals.alarm)
-            .min()
     }
 
     /// Ends `target`'s kipc wait, if any, because `signal` became deliverable: see the

@@ -898,21 +898,36 @@ pub fn breakdown_table(splits: &[Split]) -> String {
     let Some(null) = splits.iter().find(|split| split.mechanism == "null") else {
         return String::new();
     };
-    let rows: Vec<&Split> = splits
-        .iter()
-        .filter(|split| split.mechanism != "null" && !split.mechanism.contains('@'))
-        .collect();
     let mut out = format!(
         "where a 64-byte round trip's guest instructions go (per round trip; the null call costs {:.0}, {:.0} of them entry and exit):\n",
         null.total as f64 / null.rounds.max(1) as f64,
         (null.total as f64 - null.dispatch as f64) / null.rounds.max(1) as f64
     );
+    let (files, round_trips): (Vec<&Split>, Vec<&Split>) = splits
+        .iter()
+        .filter(|split| split.mechanism != "null")
+        .partition(|split| split.mechanism.contains('@'));
+    phase_columns(&mut out, &round_trips, null, 1);
+    if !files.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nmoving 1 MiB, per KiB (\"decode + validate\" here also holds the file system's work besides its copies: page lookups, new frames):"
+        );
+        phase_columns(&mut out, &files, null, 2);
+    }
+    out
+}
+
+/// One column per split: its phases ([`PHASE_NAMES`]), total and system calls,
+/// per round (the last with `decimals` decimals).
+fn phase_columns(out: &mut String, columns: &[&Split], null: &Split, decimals: usize) {
+    let per = |split: &Split, value: u64| value as f64 / split.rounds.max(1) as f64;
     let _ = write!(out, "  {:<20}", "phase");
-    for row in &rows {
-        let _ = write!(out, " {:>10}", row.mechanism);
+    for column in columns {
+        let _ = write!(out, " {:>10}", column.mechanism);
     }
     let _ = writeln!(out);
-    let split_phases: Vec<[f64; 9]> = rows.iter().map(|row| phases(row, null)).collect();
+    let split_phases: Vec<[f64; 9]> = columns.iter().map(|column| phases(column, null)).collect();
     for (index, name) in PHASE_NAMES.iter().enumerate() {
         let _ = write!(out, "  {name:<20}");
         for phases in &split_phases {
@@ -921,63 +936,13 @@ pub fn breakdown_table(splits: &[Split]) -> String {
         let _ = writeln!(out);
     }
     let _ = write!(out, "  {:<20}", "total");
-    for row in &rows {
-        let _ = write!(
-            out,
-            " {:>10.0}",
-            row.total as f64 / row.rounds.max(1) as f64
-        );
+    for column in columns {
+        let _ = write!(out, " {:>10.0}", per(column, column.total));
     }
     let _ = writeln!(out);
     let _ = write!(out, "  {:<20}", "system calls");
-    for row in &rows {
-        let _ = write!(
-            out,
-            " {:>10.1}",
-            row.syscalls as f64 / row.rounds.max(1) as f64
-        );
+    for column in columns {
+        let _ = write!(out, " {:>10.decimals$}", per(column, column.syscalls));
     }
     let _ = writeln!(out);
-    let files: Vec<&Split> = splits
-        .iter()
-        .filter(|split| split.mechanism.contains('@'))
-        .collect();
-    if !files.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nmoving 1 MiB, per KiB (\"decode + validate\" here also holds the file system's work besides its copies: page lookups, new frames):"
-        );
-        let _ = write!(out, "  {:<20}", "phase");
-        for file in &files {
-            let _ = write!(out, " {:>10}", file.mechanism);
-        }
-        let _ = writeln!(out);
-        let file_phases: Vec<[f64; 9]> = files.iter().map(|file| phases(file, null)).collect();
-        for (index, name) in PHASE_NAMES.iter().enumerate() {
-            let _ = write!(out, "  {name:<20}");
-            for phases in &file_phases {
-                let _ = write!(out, " {:>10.0}", phases[index]);
-            }
-            let _ = writeln!(out);
-        }
-        let _ = write!(out, "  {:<20}", "total");
-        for file in &files {
-            let _ = write!(
-                out,
-                " {:>10.0}",
-                file.total as f64 / file.rounds.max(1) as f64
-            );
-        }
-        let _ = writeln!(out);
-        let _ = write!(out, "  {:<20}", "system calls");
-        for file in &files {
-            let _ = write!(
-                out,
-                " {:>10.2}",
-                file.syscalls as f64 / file.rounds.max(1) as f64
-            );
-        }
-        let _ = writeln!(out);
-    }
-    out
 }

@@ -307,14 +307,7 @@ fn lab(words: &[String]) -> ExitCode {
         }
         Some("start") => {
             let Some(lab) = words.get(1).and_then(|name| labs::find(name)) else {
-                eprintln!(
-                    "kipc-qemu: lab start needs a lab name: {}",
-                    labs::LABS
-                        .iter()
-                        .map(|lab| lab.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                eprintln!("kipc-qemu: lab start needs a lab name: {}", lab_names());
                 return ExitCode::from(2);
             };
             let destination = words.get(2).map(std::path::PathBuf::from);
@@ -350,14 +343,7 @@ fn grade(words: &[String]) -> ExitCode {
         }
     }
     let Some(lab) = name.as_deref().and_then(labs::find) else {
-        eprintln!(
-            "kipc-qemu: grade needs a lab name: {}",
-            labs::LABS
-                .iter()
-                .map(|lab| lab.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        eprintln!("kipc-qemu: grade needs a lab name: {}", lab_names());
         return ExitCode::from(2);
     };
     if let Err(error) = kipc_qemu::prepare_machine() {
@@ -457,4 +443,13 @@ fn run_breakdown(mut options: RunOptions) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The labs' names, for error messages.
+fn lab_names() -> String {
+    kipc_qemu::labs::LABS
+        .iter()
+        .map(|lab| lab.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -259,6 +259,25 @@ pub fn kill(child: ProcessId) -> SysResult<()> {
     call(number::KILL, [child.0, 0, 0, 0, 0, 0]).map(|_| ())
 }
 
+/// The kernel's instruction counts by phase since the last call, which zeroes
+/// them; only a kernel built with the `breakdown` feature has them
+/// (`cargo run -- bench --breakdown`), others answer `InvalidArgument`.
+pub fn breakdown() -> SysResult<kipc_abi::Breakdown> {
+    let mut record = kipc_abi::Breakdown::default();
+    call(
+        number::BREAKDOWN,
+        [
+            (&raw mut record) as u64,
+            size_of::<kipc_abi::Breakdown>() as u64,
+            0,
+            0,
+            0,
+            0,
+        ],
+    )?;
+    Ok(record)
+}
+
 /// Kernel-wide resources in use, for leak checks.
 pub fn resource_usage() -> SysResult<kipc_abi::ResourceUsage> {
     let mut usage = kipc_abi::ResourceUsage::default();

@@ -437,23 +437,12 @@ fn echo(mechanism: &str, size: usize, count: u64, handles: &[u32]) -> u32 {
 
 /// The kernel's phase totals since the last read (`cargo run -- bench --breakdown`).
 fn read_breakdown() -> kipc_abi::Breakdown {
-    let mut record = kipc_abi::Breakdown::default();
-    let result = kipc_user::call(
-        kipc_abi::number::BREAKDOWN,
-        [
-            (&raw mut record) as u64,
-            size_of::<kipc_abi::Breakdown>() as u64,
-            0,
-            0,
-            0,
-            0,
-        ],
-    );
+    let result = kipc_user::breakdown();
     check!(
         result.is_ok(),
         "this kernel has no breakdown (build it with the `breakdown` feature): {result:?}"
     );
-    record
+    result.unwrap_or_default()
 }
 
 fn print_breakdown(

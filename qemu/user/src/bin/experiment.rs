@@ -204,7 +204,7 @@ fn run(mechanism: &'static str, size: u64, input_sum: u64, chunk: usize) -> Row 
     }
     ipc::ledger_reset().expect("ledger reset");
     // With a breakdown kernel (`bench --breakdown`), the phases of this run.
-    let split = phases().is_some();
+    let split = kipc_user::breakdown().is_ok();
     let (before, start) = snapshot();
     ipc::semaphore_post(go).expect("go");
     ipc::semaphore_post(go).expect("go");
@@ -212,7 +212,7 @@ fn run(mechanism: &'static str, size: u64, input_sum: u64, chunk: usize) -> Row 
         ipc::semaphore_wait(done, Deadline::Forever).expect("wait done");
     }
     let (after, end) = snapshot();
-    if split && let Some(phases) = phases() {
+    if split && let Ok(phases) = kipc_user::breakdown() {
         println!(
             "EXPERIMENT-PHASES mechanism={mechanism} chunk={chunk} bytes={size} total={} dispatch={} kipc={} copy={} wake={} scheduler={} switch={} host_copy={} syscalls={}",
             end.wrapping_sub(start),
@@ -360,23 +360,4 @@ fn print_table(rows: &[Row], size: u64, icount: bool) {
         );
     }
     println!();
-}
-
-/// The kernel's phase totals since the last read, if it was built with the
-/// `breakdown` feature (`cargo run -- bench --breakdown`); `None` otherwise.
-fn phases() -> Option<kipc_abi::Breakdown> {
-    let mut record = kipc_abi::Breakdown::default();
-    kipc_user::call(
-        kipc_abi::number::BREAKDOWN,
-        [
-            (&raw mut record) as u64,
-            size_of::<kipc_abi::Breakdown>() as u64,
-            0,
-            0,
-            0,
-            0,
-        ],
-    )
-    .ok()
-    .map(|_| record)
 }
