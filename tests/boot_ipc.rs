@@ -275,6 +275,29 @@ fn a_server_answers_and_waits_in_one_reply_receive_call() {
 }
 
 #[test]
+fn short_messages_travel_in_registers_with_the_same_checks_and_counts() {
+    let report = expect_pass("short-messages");
+    expect_lines(
+        &report,
+        &[
+            "rpc-server: served 12 short calls in the message registers",
+            "a reply carried a semaphore; a 100-byte call was kept for a plain receive; 65 bytes refused",
+        ],
+    );
+    let moved: u64 = field(
+        &report,
+        "init: short-messages: 12 calls in the message registers, ",
+        " bytes moved",
+    )
+    .parse()
+    .expect("a byte count");
+    assert_eq!(
+        moved,
+        2 * (17 + 1 + 5 + 8 + 13 + 32 + 63 + 64 + 40) + 7 + 108 + 7
+    );
+}
+
+#[test]
 fn loaned_file_pages_cannot_change_the_file() {
     let report = expect_pass("file-loan");
     expect_lines(

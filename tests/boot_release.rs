@@ -37,6 +37,7 @@ fn release_every_mechanism_between_processes() {
         "peer-death",
         "handle-exhaustion",
         "reply-receive",
+        "short-messages",
     ] {
         expect_pass(scenario, &[]);
     }

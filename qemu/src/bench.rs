@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Mechanisms in the order tables and charts list them.
-pub const MECHANISMS: [&str; 7] = [
+pub const MECHANISMS: [&str; 8] = [
     "pipe",
     "fifo",
     "mqueue",
     "mailbox",
+    "mailbox-regs",
     "mailbox-direct",
     "shm",
     "loan",
@@ -924,25 +925,25 @@ fn phase_columns(out: &mut String, columns: &[&Split], null: &Split, decimals: u
     let per = |split: &Split, value: u64| value as f64 / split.rounds.max(1) as f64;
     let _ = write!(out, "  {:<20}", "phase");
     for column in columns {
-        let _ = write!(out, " {:>10}", column.mechanism);
+        let _ = write!(out, " {:>12}", column.mechanism);
     }
     let _ = writeln!(out);
     let split_phases: Vec<[f64; 9]> = columns.iter().map(|column| phases(column, null)).collect();
     for (index, name) in PHASE_NAMES.iter().enumerate() {
         let _ = write!(out, "  {name:<20}");
         for phases in &split_phases {
-            let _ = write!(out, " {:>10.0}", phases[index]);
+            let _ = write!(out, " {:>12.0}", phases[index]);
         }
         let _ = writeln!(out);
     }
     let _ = write!(out, "  {:<20}", "total");
     for column in columns {
-        let _ = write!(out, " {:>10.0}", per(column, column.total));
+        let _ = write!(out, " {:>12.0}", per(column, column.total));
     }
     let _ = writeln!(out);
     let _ = write!(out, "  {:<20}", "system calls");
     for column in columns {
-        let _ = write!(out, " {:>10.decimals$}", per(column, column.syscalls));
+        let _ = write!(out, " {:>12.decimals$}", per(column, column.syscalls));
     }
     let _ = writeln!(out);
 }

@@ -96,6 +96,24 @@ pub mod number {
     /// before the reply; after the reply, the receive's errors are returned
     /// with the reply delivered.
     pub const MAILBOX_REPLY_RECEIVE: u64 = 38;
+    /// `mailbox_call_short(handle, length)`: [`MAILBOX_CALL`] with the
+    /// message in the eight [message registers](super::MESSAGE_REGISTERS)
+    /// instead of user memory (`length` ≤ 64 bytes, no handles sent). The
+    /// reply comes back in the same registers: `rax` = reply length; handles
+    /// the reply carried (a server may send some with `mailbox_reply`) in `rcx`
+    /// (first and second, low half first) and `r11` (third and fourth), 0 for
+    /// none. Same kipc call, copies and ledger counts as [`MAILBOX_CALL`].
+    pub const MAILBOX_CALL_SHORT: u64 = 39;
+    /// `mailbox_reply_receive_short(handle, reply_handle | reply_length << 32)`:
+    /// [`MAILBOX_REPLY_RECEIVE`] with both the reply and the next message in
+    /// the [message registers](super::MESSAGE_REGISTERS) (`reply_length` ≤
+    /// 64). Returns `rax` = length, `rsi` = badge, `rdi` = the new reply
+    /// handle (0 if the message was not a call), the message in the message
+    /// registers and its handles in `rcx` and `r11` as
+    /// [`MAILBOX_CALL_SHORT`]. `reply_handle` 0 skips the reply. If it has
+    /// to wait, the kernel keeps the call as a receive (`rsi` = 0), so a
+    /// re-issued call never replies twice.
+    pub const MAILBOX_REPLY_RECEIVE_SHORT: u64 = 40;
 
     // ----- pipes and FIFOs -----
     /// `pipe_create()` -> `rax` = read handle, `rdx` = write handle.
@@ -344,6 +362,24 @@ pub mod mqueue_open {
 pub const FOREVER: u64 = u64::MAX;
 // Any other deadline is an absolute time in milliseconds since boot (the
 // `clock(UPTIME_MS)` scale); a call still waiting then fails with TimedOut.
+
+/// Message registers: the eight registers that carry a short message
+/// (up to 64 bytes, little-endian, `MR0` first) in
+/// [`number::MAILBOX_CALL_SHORT`] and [`number::MAILBOX_REPLY_RECEIVE_SHORT`],
+/// in this order: `rdx r8 r9 r10 r12 r13 r14 r15`.
+pub const MESSAGE_REGISTERS: usize = 8;
+
+/// Bytes the message registers hold.
+pub const MESSAGE_REGISTER_BYTES: usize = MESSAGE_REGISTERS * 8;
+
+/// The user address that names a process's message registers: the short
+/// mailbox calls pass kipc a buffer inside
+/// `[MESSAGE_REGISTERS_ADDRESS, MESSAGE_REGISTERS_ADDRESS + 64)` (in the
+/// first page, which is never mapped), and the kernel copies it from and to
+/// the saved registers instead of memory. That happens in the short calls'
+/// own copies and in copies straight from one process to another; elsewhere
+/// the window is unmapped memory. User code never passes it itself.
+pub const MESSAGE_REGISTERS_ADDRESS: u64 = 0x800;
 
 /// Most handles one message carries (kipc's `MAX_MESSAGE_HANDLES`).
 pub const MESSAGE_HANDLES: usize = 4;

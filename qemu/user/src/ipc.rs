@@ -8,7 +8,7 @@
 use kipc::Rights;
 use kipc_abi::{HandleArray, LedgerRecord, MESSAGE_HANDLES, number};
 
-use crate::{SysResult, call, call2, call3};
+use crate::{SysError, SysResult, call, call2, call3};
 
 /// A handle value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,6 +246,92 @@ pub fn reply_receive(
         ],
     )?;
     Ok(message(length, badge, reply, &array))
+}
+
+// ----- short messages, in the message registers -----
+
+/// The eight message registers (`kipc_abi::MESSAGE_REGISTERS`): a short
+/// message of up to 64 bytes, little-endian, word 0 first.
+pub type Registers = [u64; kipc_abi::MESSAGE_REGISTERS];
+
+/// The raw short call: number, two arguments, the message registers in and
+/// out; returns `rax`, `rdi`, `rsi`, `rcx`, `r11`.
+fn short_call(number: u64, a0: u64, a1: u64, registers: &mut Registers) -> [u64; 5] {
+    let [rax, rdi, rsi, rcx, r11]: [u64; 5];
+    // SAFETY: the short calls take no pointers; the kernel writes only the
+    // registers declared here (results in rax, rdi, rsi, rcx, r11, the
+    // message registers rdx r8 r9 r10 r12 r13 r14 r15) and preserves the rest.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") number => rax,
+            inlateout("rdi") a0 => rdi,
+            inlateout("rsi") a1 => rsi,
+            inlateout("rdx") registers[0] => registers[0],
+            inlateout("r8") registers[1] => registers[1],
+            inlateout("r9") registers[2] => registers[2],
+            inlateout("r10") registers[3] => registers[3],
+            inlateout("r12") registers[4] => registers[4],
+            inlateout("r13") registers[5] => registers[5],
+            inlateout("r14") registers[6] => registers[6],
+            inlateout("r15") registers[7] => registers[7],
+            lateout("rcx") rcx,
+            lateout("r11") r11,
+            options(nostack),
+        );
+    }
+    [rax, rdi, rsi, rcx, r11]
+}
+
+/// Handles a short call reports in `rcx` and `r11` (two per register, 0 =
+/// none) as a [`Message`]'s array.
+fn short_message(length: u64, badge: u64, reply: u64, rcx: u64, r11: u64) -> Message {
+    let mut array = HandleArray::default();
+    for raw in [
+        rcx as u32,
+        (rcx >> 32) as u32,
+        r11 as u32,
+        (r11 >> 32) as u32,
+    ] {
+        if raw != 0 {
+            array.handles[array.count as usize] = raw;
+            array.count += 1;
+        }
+    }
+    message(length, badge, reply, &array)
+}
+
+/// [`call_mailbox`] for a short message: sends the first `length` bytes of
+/// `registers` (at most 64) without touching memory and waits for the reply,
+/// which comes back in `registers` (`Message::length` bytes of it).
+pub fn call_short(mailbox: Handle, registers: &mut Registers, length: usize) -> SysResult<Message> {
+    let [rax, _, _, rcx, r11] = short_call(
+        number::MAILBOX_CALL_SHORT,
+        mailbox.raw(),
+        length as u64,
+        registers,
+    );
+    let length = kipc_abi::decode(rax).map_err(SysError)?;
+    Ok(short_message(length, 0, 0, rcx, r11))
+}
+
+/// [`reply_receive`] for short messages: answers `reply` (if any) with the
+/// first `reply_length` bytes of `registers`, then waits for the next
+/// message, which arrives in `registers`.
+pub fn reply_receive_short(
+    mailbox: Handle,
+    registers: &mut Registers,
+    reply: Option<Handle>,
+    reply_length: usize,
+) -> SysResult<Message> {
+    let [rax, reply, badge, rcx, r11] = short_call(
+        number::MAILBOX_REPLY_RECEIVE_SHORT,
+        mailbox.raw(),
+        reply.map_or(0, Handle::raw) | (reply_length as u64) << 32,
+        registers,
+    );
+    let length = kipc_abi::decode(rax).map_err(SysError)?;
+    Ok(short_message(length, badge, reply, rcx, r11))
 }
 
 // ----- pipes and FIFOs -----

@@ -7,7 +7,11 @@
 
 use kipc::{Access, Fault, Frame, ProcessId, UserLimit, UserSlice, Wakeup};
 
+use kipc_abi::{MESSAGE_REGISTER_BYTES, MESSAGE_REGISTERS_ADDRESS};
+use kipc_arch::interrupts::TrapFrame;
+
 use super::breakdown::{measured, measured_copy};
+use super::message_registers;
 use super::table::Processes;
 use crate::memory;
 use crate::memory::address_space::{AddressSpace, MapError, USER_END, UserAccess};
@@ -65,6 +69,12 @@ impl kipc::UserMemory for KernelHost<'_> {
         to: ProcessId,
         destination: UserSlice,
     ) -> Result<(), Fault> {
+        let length = source.len();
+        if message_registers::starts_in_window(source.address())
+            || message_registers::starts_in_window(destination.address())
+        {
+            return self.copy_through_registers(from, source, to, destination);
+        }
         let from_space = self.space(from)?;
         let to_space = self.space(to)?;
         measured_copy!({
@@ -73,10 +83,224 @@ impl kipc::UserMemory for KernelHost<'_> {
                 source.address(),
                 to_space,
                 destination.address(),
-                source.len(),
+                length,
             )
         })
         .map_err(|_| Fault)
+    }
+}
+
+impl KernelHost<'_> {
+    /// The saved frame of `process`, whose message registers a copy names.
+    ///
+    /// kipc copies only for the caller of the running system call (its frame
+    /// was saved at this call's entry) or for a process parked in a kipc wait
+    /// (its frame sits untouched at the top of its kernel stack until it runs
+    /// again), and the caller holds the kernel lock: the pointer is valid and
+    /// nothing else uses it while the copy runs.
+    fn frame(&self, process: ProcessId) -> Result<*mut TrapFrame, Fault> {
+        self.processes
+            .get(process)
+            .map(|process| process.frame)
+            .ok_or(Fault)
+    }
+
+    /// Copies out of `process`'s message registers if the buffer lies in
+    /// their window, else reports the fault (the rest of the window's page is
+    /// never mapped).
+    #[inline(never)]
+    fn registers_out(
+        &self,
+        process: ProcessId,
+        address: u64,
+        destination: &mut [u8],
+    ) -> Result<(), Fault> {
+        if !message_registers::in_window(address, destination.len()) {
+            return Err(Fault);
+        }
+        let frame = self.frame(process)?;
+        // SAFETY: see `frame`.
+        message_registers::read(unsafe { &*frame }, address, destination);
+        Ok(())
+    }
+
+    /// Copies into `process`'s message registers if the buffer lies in their
+    /// window, else reports the fault (as `registers_out`).
+    #[inline(never)]
+    fn registers_in(&self, process: ProcessId, address: u64, source: &[u8]) -> Result<(), Fault> {
+        if !message_registers::in_window(address, source.len()) {
+            return Err(Fault);
+        }
+        let frame = self.frame(process)?;
+        // SAFETY: see `frame`.
+        message_registers::write(unsafe { &mut *frame }, address, source);
+        Ok(())
+    }
+
+    /// A user-to-user copy with message registers on one side or both: at
+    /// most 64 bytes. Register to register (a short call or reply) moves
+    /// whole words; the rest goes through a buffer on the kernel stack.
+    #[inline(never)]
+    fn copy_through_registers(
+        &mut self,
+        from: ProcessId,
+        source: UserSlice,
+        to: ProcessId,
+        destination: UserSlice,
+    ) -> Result<(), Fault> {
+        let length = source.len();
+        if source.address() == MESSAGE_REGISTERS_ADDRESS
+            && destination.address() == MESSAGE_REGISTERS_ADDRESS
+            && length <= MESSAGE_REGISTER_BYTES
+        {
+            let (source, destination) = (self.frame(from)?, self.frame(to)?);
+            // SAFETY: see `frame`; the two frames are distinct or the same,
+            // and each is only read or written through one reference at a time.
+            let words = message_registers::get(unsafe { &*source });
+            // SAFETY: as above.
+            message_registers::set_prefix(unsafe { &mut *destination }, &words, length);
+            return Ok(());
+        }
+        if length > MESSAGE_REGISTER_BYTES {
+            // One side is in the window, so the other would overflow it, or is
+            // memory in the never-mapped first page.
+            return Err(Fault);
+        }
+        let mut bytes = [0u8; MESSAGE_REGISTER_BYTES];
+        let buffer = &mut bytes[..length];
+        if message_registers::starts_in_window(source.address()) {
+            self.registers_out(from, source.address(), buffer)?;
+        } else {
+            kipc::UserMemory::copy_from_user(self, from, source, buffer)?;
+        }
+        if message_registers::starts_in_window(destination.address()) {
+            self.registers_in(to, destination.address(), buffer)
+        } else {
+            kipc::UserMemory::copy_to_user(self, to, destination, buffer)
+        }
+    }
+}
+
+/// [`KernelHost`] for the short mailbox calls: every copy that names the
+/// caller's message registers (see [`message_registers`]) goes to its saved
+/// frame, including the copies into and out of a mailbox's buffer. The plain
+/// host understands the window only in user-to-user copies (a message handed
+/// straight to a parked short receiver, or a reply to a parked short caller),
+/// so memory copies, and the file system's page copies most of all, pay
+/// nothing for it.
+pub struct ShortHost<'a>(pub KernelHost<'a>);
+
+impl kipc::UserMemory for ShortHost<'_> {
+    fn user_limit(&self) -> UserLimit {
+        self.0.user_limit()
+    }
+
+    fn copy_from_user(
+        &mut self,
+        process: ProcessId,
+        source: UserSlice,
+        destination: &mut [u8],
+    ) -> Result<(), Fault> {
+        if message_registers::starts_in_window(source.address()) {
+            return self.0.registers_out(process, source.address(), destination);
+        }
+        self.0.copy_from_user(process, source, destination)
+    }
+
+    fn copy_to_user(
+        &mut self,
+        process: ProcessId,
+        destination: UserSlice,
+        source: &[u8],
+    ) -> Result<(), Fault> {
+        if message_registers::starts_in_window(destination.address()) {
+            return self.0.registers_in(process, destination.address(), source);
+        }
+        self.0.copy_to_user(process, destination, source)
+    }
+
+    fn copy_user_to_user(
+        &mut self,
+        from: ProcessId,
+        source: UserSlice,
+        to: ProcessId,
+        destination: UserSlice,
+    ) -> Result<(), Fault> {
+        self.0.copy_user_to_user(from, source, to, destination)
+    }
+}
+
+impl kipc::AddressSpace for ShortHost<'_> {
+    fn map_page(
+        &mut self,
+        process: ProcessId,
+        address: u64,
+        frame: Frame,
+        access: Access,
+    ) -> Result<(), kipc::Error> {
+        self.0.map_page(process, address, frame, access)
+    }
+
+    fn unmap_page(&mut self, process: ProcessId, address: u64) -> Result<Frame, kipc::Error> {
+        self.0.unmap_page(process, address)
+    }
+
+    fn map_pages(
+        &mut self,
+        process: ProcessId,
+        address: u64,
+        frames: &[Frame],
+        access: Access,
+    ) -> Result<(), kipc::Error> {
+        self.0.map_pages(process, address, frames, access)
+    }
+
+    fn unmap_pages(
+        &mut self,
+        process: ProcessId,
+        address: u64,
+        frames: &mut [Frame],
+    ) -> Result<Access, kipc::Error> {
+        self.0.unmap_pages(process, address, frames)
+    }
+
+    fn translate(&self, process: ProcessId, address: u64) -> Option<(Frame, Access)> {
+        self.0.translate(process, address)
+    }
+
+    fn find_free_range(&mut self, process: ProcessId, pages: usize) -> Option<u64> {
+        self.0.find_free_range(process, pages)
+    }
+
+    fn flush(&mut self, process: ProcessId, address: u64, pages: usize) {
+        self.0.flush(process, address, pages);
+    }
+}
+
+impl kipc::FrameAllocator for ShortHost<'_> {
+    fn allocate_frame(&mut self) -> Option<Frame> {
+        self.0.allocate_frame()
+    }
+
+    fn free_frame(&mut self, frame: Frame) {
+        self.0.free_frame(frame);
+    }
+
+    fn free_frames(&mut self, frames: &[Frame]) {
+        self.0.free_frames(frames);
+    }
+}
+
+impl kipc::Clock for ShortHost<'_> {
+    fn now(&self) -> u64 {
+        self.0.now()
+    }
+}
+
+impl kipc::Wake for ShortHost<'_> {
+    #[inline(always)]
+    fn wake(&mut self, process: ProcessId, wakeup: Wakeup) {
+        self.0.wake(process, wakeup);
     }
 }
 

@@ -4,7 +4,8 @@
 //! Files, from the bottom: [`breakdown`] (phase counters for the benchmark's
 //! breakdown, empty in normal builds), [`resume`] (how a parked call gets its result),
 //! [`table`] (processes and their states, [`table::System`] behind the
-//! kernel lock), [`host`] (kipc's host traits over the table), [`elf`],
+//! kernel lock), [`message_registers`] (short messages in saved registers),
+//! [`host`] (kipc's host traits over the table), [`elf`],
 //! [`initrd`] and [`programs`] (the boot archive and loading), [`scheduler`]
 //! (kernel stacks, ready queue, timer tick), [`lifecycle`] (spawn, exit,
 //! kill, the first process), [`signals`] (delivering signals on the way back
@@ -16,6 +17,7 @@ pub mod elf;
 pub mod host;
 pub mod initrd;
 pub mod lifecycle;
+pub mod message_registers;
 pub mod programs;
 pub mod resume;
 pub mod scheduler;

@@ -42,6 +42,10 @@ pub fn deliver_completion(space: &AddressSpace, frame: &mut TrapFrame, completio
             // Straight into the parked frame: the same registers (and array)
             // as a receive or call that completes at once.
             let (array, r8) = match frame.rax {
+                number::MAILBOX_CALL_SHORT | number::MAILBOX_REPLY_RECEIVE_SHORT => {
+                    frame.rax = deliver_short(frame, received);
+                    return;
+                }
                 number::MAILBOX_RECEIVE => (
                     frame.r10,
                     received
@@ -79,6 +83,27 @@ pub fn deliver_completion(space: &AddressSpace, frame: &mut TrapFrame, completio
         Completion::Written(bytes) | Completion::Read(bytes) => kipc_abi::encode(Ok(*bytes as u64)),
     };
     frame.rax = rax;
+}
+
+/// Writes the result registers of a short mailbox call or receive (the
+/// message itself is already in its message registers) and returns `rax`:
+/// `rsi` = badge, `rdi` = reply handle, the handles in `rcx` and `r11` (see
+/// `kipc_abi::number::MAILBOX_REPLY_RECEIVE_SHORT`).
+#[inline(never)]
+pub fn deliver_short(frame: &mut TrapFrame, received: &kipc::Received) -> u64 {
+    let mut handles = [0u64; 4];
+    for (word, handle) in handles.iter_mut().zip(&received.handles) {
+        *word = u64::from(handle.into_raw());
+    }
+    frame.rcx = handles[0] | handles[1] << 32;
+    frame.r11 = handles[2] | handles[3] << 32;
+    if frame.rax == number::MAILBOX_REPLY_RECEIVE_SHORT {
+        frame.rsi = received.badge;
+        frame.rdi = received
+            .reply
+            .map_or(0, |reply| u64::from(reply.into_raw()));
+    }
+    kipc_abi::encode(Ok(received.length as u64))
 }
 
 /// Writes a handle array (count, then the handles) to user memory.

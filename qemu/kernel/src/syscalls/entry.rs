@@ -64,7 +64,10 @@ pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
 /// then process calls (0..16), file calls, and everything else to kipc.
 fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 6]) -> Flow {
     match number {
-        number::MAILBOX_CALL | number::MAILBOX_REPLY_RECEIVE => {
+        number::MAILBOX_CALL
+        | number::MAILBOX_REPLY_RECEIVE
+        | number::MAILBOX_CALL_SHORT
+        | number::MAILBOX_REPLY_RECEIVE_SHORT => {
             ipc_calls::mailbox_fast_path(system, caller, number, arguments)
         }
         number::EXIT..=number::BREAKDOWN => {

@@ -11,13 +11,16 @@ use kipc::{
     Access, Blocking, Error, Handle, Mechanism, OpenMode, Outcome, ProcessId, Rights, UserLimit,
     UserSlice,
 };
-use kipc_abi::{HandleArray, LedgerRecord, MESSAGE_HANDLES, number};
+use kipc_abi::{
+    HandleArray, LedgerRecord, MESSAGE_HANDLES, MESSAGE_REGISTER_BYTES, MESSAGE_REGISTERS_ADDRESS,
+    number,
+};
 
 use super::common::{Flow, copy_record_out, copy_string, result, space_of};
 use crate::memory::address_space::{AddressSpace, USER_END};
 use crate::processes::breakdown::measured;
-use crate::processes::host::KernelHost;
-use crate::processes::resume::write_handle_array;
+use crate::processes::host::{KernelHost, ShortHost};
+use crate::processes::resume::{deliver_short, write_handle_array};
 use crate::processes::table::{State, System};
 
 const LIMIT: UserLimit = UserLimit::new(USER_END);
@@ -208,10 +211,23 @@ pub fn mailbox_fast_path(
     number: u64,
     arguments: [u64; 6],
 ) -> Flow {
-    let answer = if number == number::MAILBOX_CALL {
-        mailbox_call(system, caller, arguments)
+    let answer = match number {
+        number::MAILBOX_CALL => mailbox_call(system, caller, arguments),
+        number::MAILBOX_REPLY_RECEIVE => mailbox_reply_receive(system, caller, arguments),
+        _ => return mailbox_short(system, caller, number, arguments),
+    };
+    answer.unwrap_or_else(|error| result(Err(error)))
+}
+
+/// `MAILBOX_CALL_SHORT` and `MAILBOX_REPLY_RECEIVE_SHORT`: the round trip
+/// with its messages in the message registers. Out of line, so the other
+/// calls' dispatch does not carry its code.
+#[inline(never)]
+fn mailbox_short(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 6]) -> Flow {
+    let answer = if number == number::MAILBOX_CALL_SHORT {
+        mailbox_call_short(system, caller, arguments)
     } else {
-        mailbox_reply_receive(system, caller, arguments)
+        mailbox_reply_receive_short(system, caller, arguments)
     };
     answer.unwrap_or_else(|error| result(Err(error)))
 }
@@ -227,6 +243,109 @@ fn mailbox_out_of_line(
     arguments: [u64; 6],
 ) -> Flow {
     mailbox_fast_path(system, caller, number, arguments)
+}
+
+/// The caller's message registers as a kipc buffer of `length` bytes (at
+/// most 64; see `processes::message_registers`).
+fn message_registers(length: u64) -> Result<UserSlice, Error> {
+    if length > MESSAGE_REGISTER_BYTES as u64 {
+        return Err(Error::MessageTooLarge {
+            limit: MESSAGE_REGISTER_BYTES,
+        });
+    }
+    slice(MESSAGE_REGISTERS_ADDRESS, length)
+}
+
+/// `MAILBOX_CALL_SHORT`: `MAILBOX_CALL` with no handles sent and the message
+/// and the reply in the message registers.
+#[inline(always)]
+fn mailbox_call_short(
+    system: &mut System,
+    caller: ProcessId,
+    [a0, a1, ..]: [u64; 6],
+) -> Result<Flow, Error> {
+    let System { ipc, processes } = &mut *system;
+    let mut host = ShortHost(KernelHost { processes });
+    let (mailbox, payload) = (handle_from(a0)?, message_registers(a1)?);
+    let reply = message_registers(MESSAGE_REGISTER_BYTES as u64)?;
+    let answer = measured!(Kipc, {
+        ipc.mailbox_call(
+            caller,
+            mailbox,
+            payload,
+            &[],
+            reply,
+            Blocking::Forever,
+            &mut host,
+        )
+    });
+    Ok(match answer {
+        Ok(Outcome::Done(received)) => short_received(system, caller, received),
+        Ok(Outcome::Blocked) => park(system, caller),
+        Err(error) => result(Err(error)),
+    })
+}
+
+/// `MAILBOX_REPLY_RECEIVE_SHORT`: `MAILBOX_REPLY_RECEIVE` with the reply and
+/// the next message in the message registers.
+#[inline(always)]
+fn mailbox_reply_receive_short(
+    system: &mut System,
+    caller: ProcessId,
+    [a0, a1, ..]: [u64; 6],
+) -> Result<Flow, Error> {
+    let System { ipc, processes } = &mut *system;
+    let mut host = ShortHost(KernelHost { processes });
+    let mailbox = handle_from(a0)?;
+    let buffer = message_registers(MESSAGE_REGISTER_BYTES as u64)?;
+    let (reply, reply_length) = (a1 as u32, a1 >> 32);
+    let answer = if reply == 0 {
+        measured!(Kipc, {
+            ipc.mailbox_receive(caller, mailbox, buffer, Blocking::Forever, &mut host)
+        })
+    } else {
+        let payload = message_registers(reply_length)?;
+        measured!(Kipc, {
+            ipc.mailbox_reply_receive(
+                caller,
+                Handle::from_raw(reply),
+                payload,
+                &[],
+                mailbox,
+                buffer,
+                Blocking::Forever,
+                &mut host,
+            )
+        })
+    };
+    Ok(match answer {
+        Ok(Outcome::Done(received)) => short_received(system, caller, received),
+        Ok(Outcome::Blocked) => {
+            if let Some(process) = system.processes.get_mut(caller) {
+                // SAFETY: the caller's frame, saved by the system-call entry
+                // at the top of its kernel stack; it stays untouched until the
+                // process runs again, and we hold the kernel lock. Parked as
+                // the receive it has become: a retry does not reply twice.
+                unsafe { (*process.frame).rsi = 0 };
+            }
+            park(system, caller)
+        }
+        Err(error) => result(Err(error)),
+    })
+}
+
+/// The results of a short call or receive that completed at once (the
+/// message is already in the caller's message registers).
+fn short_received(system: &mut System, caller: ProcessId, received: kipc::Received) -> Flow {
+    match system.processes.get_mut(caller) {
+        Some(process) => {
+            // SAFETY: as in `mailbox_reply_receive_short`: the caller's own
+            // frame, saved at this call's entry.
+            let rax = deliver_short(unsafe { &mut *process.frame }, &received);
+            Flow::Return(rax, None, None)
+        }
+        None => result(Err(Error::NoSuchProcess)),
+    }
 }
 
 #[inline(always)]

@@ -22,7 +22,7 @@ use kipc_user::{check, println, spawn, tsc, wait};
 kipc_user::entry!(main);
 
 const SIZES: [usize; 4] = [8, 64, 256, 4096];
-const LATENCY_MECHANISMS: [&str; 5] = ["pipe", "fifo", "mqueue", "mailbox", "shm"];
+const LATENCY_MECHANISMS: [&str; 6] = ["pipe", "fifo", "mqueue", "mailbox", "mailbox-regs", "shm"];
 const ROUND_TRIPS: u64 = 200;
 const WARM_UP: u64 = 20;
 const THROUGHPUT_KIB: [u64; 6] = [4, 16, 64, 256, 1024, 4096];
@@ -77,7 +77,11 @@ fn main(start: kipc_user::Start) -> u32 {
     memcpy();
     null_syscall();
     for mechanism in LATENCY_MECHANISMS {
-        for size in SIZES {
+        // Message registers carry at most 64 bytes.
+        for size in SIZES
+            .into_iter()
+            .filter(|&size| mechanism != "mailbox-regs" || size <= kipc_abi::MESSAGE_REGISTER_BYTES)
+        {
             latency(mechanism, size, ROUND_TRIPS, false);
         }
     }
@@ -283,7 +287,7 @@ fn latency(mechanism: &'static str, size: usize, round_trips: u64, split: bool) 
                 heapless::Vec::from_slice(&[there, back]).unwrap_or_default(),
             )
         }
-        "mailbox" => {
+        "mailbox" | "mailbox-regs" => {
             let mailbox = ipc::mailbox_create().expect("mailbox");
             let peer = spawn("bench", argument, &[mailbox.0]).expect("spawn");
             (
@@ -314,6 +318,12 @@ fn latency(mechanism: &'static str, size: usize, round_trips: u64, split: bool) 
         _ => unreachable!(),
     };
     let mailbox = ours[0];
+    let mut words = [0u64; kipc_abi::MESSAGE_REGISTERS];
+    to_registers(
+        &mut words,
+        &message[..size.min(kipc_abi::MESSAGE_REGISTER_BYTES)],
+    );
+    let mut registers = [0u64; kipc_abi::MESSAGE_REGISTERS];
     let mut begin = 0;
     let mut syscalls_before = 0;
     for round in 0..count {
@@ -329,14 +339,24 @@ fn latency(mechanism: &'static str, size: usize, round_trips: u64, split: bool) 
                 channel.there(&message[..size]);
                 channel.back(&mut reply[..size]);
             }
-            None => {
+            None if mechanism == "mailbox" => {
                 let answer = ipc::call_mailbox(mailbox, &message[..size], &[], &mut reply[..size])
                     .expect("call");
+                check!(answer.length == size, "short reply");
+            }
+            None => {
+                // A short-message client holds its message in words: they go
+                // into the registers, the reply comes back in them.
+                registers = words;
+                let answer = ipc::call_short(mailbox, &mut registers, size).expect("call");
                 check!(answer.length == size, "short reply");
             }
         }
     }
     let instructions = tsc() - begin;
+    if mechanism == "mailbox-regs" {
+        from_registers(&registers, &mut reply[..size]);
+    }
     if split {
         let phases = read_breakdown();
         let syscalls =
@@ -416,6 +436,23 @@ fn echo(mechanism: &str, size: usize, count: u64, handles: &[u32]) -> u32 {
                 ipc::reply(reply, &buffer[..length], &[]).expect("reply");
             }
         }
+        "mailbox-regs" => {
+            let mailbox = Handle(handles[0]);
+            // The message stays in the registers: answered as it came.
+            let mut registers = [0u64; kipc_abi::MESSAGE_REGISTERS];
+            let mut pending: Option<(Handle, usize)> = None;
+            for _ in 0..count {
+                let (reply, length) = pending.map_or((None, 0), |(h, l)| (Some(h), l));
+                let message = ipc::reply_receive_short(mailbox, &mut registers, reply, length)
+                    .expect("receive");
+                pending = Some((message.reply.expect("reply handle"), message.length));
+            }
+            if let Some((reply, length)) = pending {
+                let mut bytes = [0u8; kipc_abi::MESSAGE_REGISTER_BYTES];
+                from_registers(&registers, &mut bytes);
+                ipc::reply(reply, &bytes[..length], &[]).expect("reply");
+            }
+        }
         "shm" => {
             let (region, there, back) =
                 (Handle(handles[0]), Handle(handles[1]), Handle(handles[2]));
@@ -433,6 +470,22 @@ fn echo(mechanism: &str, size: usize, count: u64, handles: &[u32]) -> u32 {
         _ => return 2,
     }
     0
+}
+
+/// Packs `bytes` (at most 64) into message registers, little-endian.
+fn to_registers(registers: &mut [u64; kipc_abi::MESSAGE_REGISTERS], bytes: &[u8]) {
+    for (word, chunk) in registers.iter_mut().zip(bytes.chunks(8)) {
+        let mut eight = [0u8; 8];
+        eight[..chunk.len()].copy_from_slice(chunk);
+        *word = u64::from_le_bytes(eight);
+    }
+}
+
+/// Unpacks message registers into `bytes` (at most 64).
+fn from_registers(registers: &[u64; kipc_abi::MESSAGE_REGISTERS], bytes: &mut [u8]) {
+    for (chunk, word) in bytes.chunks_mut(8).zip(registers) {
+        chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
+    }
 }
 
 /// The kernel's phase totals since the last read (`cargo run -- bench --breakdown`).
@@ -477,7 +530,7 @@ fn breakdown() {
     let phases = read_breakdown();
     let syscalls = kipc_user::kernel_stats().map_or(0, |stats| stats.syscalls) - before;
     print_breakdown("null", 1000, total, &phases, syscalls);
-    for mechanism in ["mailbox", "pipe"] {
+    for mechanism in ["mailbox", "mailbox-regs", "pipe"] {
         latency(mechanism, 64, ROUND_TRIPS, true);
     }
     // 1 MiB through a pipe and a shared region, in page and 64 KiB steps.

@@ -25,8 +25,8 @@
 //! dedicated `SCRATCH` pages; page loans and mapping targets are confined to
 //! the `LOAN` pages, which the program itself never touches; the counter
 //! mapping is never offered to `region_unmap`; `EXIT` is issued once, at the
-//! end; `SPAWN` starts only `hello` with one round; `MAILBOX_CALL`, which
-//! waits for a reply with no deadline, is only aimed where it must fail;
+//! end; `SPAWN` starts only `hello` with one round; `MAILBOX_CALL` and the
+//! short calls, which wait with no deadline, are only aimed where they must fail;
 //! every other wait has a deadline of at most a few milliseconds, and a
 //! signal suspension an alarm a few milliseconds away; the signals it sends,
 //! raises or arms have a handler (see `signal_arguments`), which runs for real
@@ -477,6 +477,8 @@ const ALL_NUMBERS: &[u64] = &[
     number::MAILBOX_CALL,
     number::MAILBOX_REPLY,
     number::MAILBOX_REPLY_RECEIVE,
+    number::MAILBOX_CALL_SHORT,
+    number::MAILBOX_REPLY_RECEIVE_SHORT,
     number::PIPE_CREATE,
     number::PIPE_READ,
     number::PIPE_WRITE,
@@ -1128,6 +1130,21 @@ impl Fuzzer {
                     .below(length.saturating_mul(2).saturating_add(1));
                 call.must_fail = true;
                 call.nonzero = true;
+            }
+            number::MAILBOX_CALL_SHORT => {
+                // Waits forever once sent: aim it where it must fail, with more
+                // bytes than the message registers hold.
+                a[0] = self.handle(Kind::Mailbox);
+                a[1] = 65 + self.random.below(1 << 20);
+                call.must_fail = true;
+            }
+            number::MAILBOX_REPLY_RECEIVE_SHORT => {
+                // Likewise: a reply (never 0, which would receive) longer than
+                // the message registers.
+                a[0] = self.handle(Kind::Mailbox);
+                let reply = (self.random.next() as u32 | 1) as u64;
+                a[1] = reply | (65 + self.random.below(1 << 20)) << 32;
+                call.must_fail = true;
             }
             number::PIPE_READ | number::PIPE_WRITE => {
                 let reading = call.number == number::PIPE_READ;

@@ -27,6 +27,7 @@ const TESTS: &[&str] = &[
     "peer-death",
     "handle-exhaustion",
     "reply-receive",
+    "short-messages",
     "quotas",
     "file-loan",
     "out-of-frames",
@@ -57,6 +58,7 @@ fn main(start: kipc_user::Start) -> u32 {
         "peer-death" => peer_death(),
         "handle-exhaustion" => handle_exhaustion(),
         "reply-receive" => reply_receive(),
+        "short-messages" => short_messages(),
         "quotas" => quotas(),
         "file-loan" => file_loan(),
         "out-of-frames" => out_of_frames(),
@@ -1077,6 +1079,117 @@ fn reply_receive() -> u32 {
         CALLS + 1
     );
     0
+}
+
+/// Short messages in the message registers (`rpc-server short`): calls of
+/// 0 to 64 bytes come back upper-cased with the register bytes past them
+/// untouched, a reply carries a handle to a short caller, a message too long
+/// for the registers is kept for a plain receive, 65 bytes are refused, and
+/// the ledger counts every byte once per hop, as for memory buffers.
+fn short_messages() -> u32 {
+    const LENGTHS: [usize; 10] = [17, 0, 1, 5, 8, 13, 32, 63, 64, 40];
+    const PAD: u8 = 0xee;
+    let service = ipc::mailbox_create().expect("mailbox");
+    let client = ipc::mailbox_mint(service, Rights::WRITE, 0x77).expect("mint");
+    let before = ipc::ledger().expect("ledger");
+    let server = launch("rpc-server", "short", &[service]);
+    close(service);
+    let mut sent = 0u64;
+    for (call, &length) in LENGTHS.iter().enumerate() {
+        let mut bytes = [PAD; 64];
+        for (index, byte) in bytes[..length].iter_mut().enumerate() {
+            *byte = b'a' + ((call + index) % 26) as u8;
+        }
+        let mut registers = words_of(&bytes);
+        let answer = ipc::call_short(client, &mut registers, length).expect("short call");
+        let back = bytes_of_words(&registers);
+        let mut expected = bytes;
+        expected[..length].make_ascii_uppercase();
+        check!(
+            answer.length == length && answer.handle_count == 0 && back == expected,
+            "short call {call} ({length} bytes): {answer:?} {back:?}"
+        );
+        sent += 2 * length as u64;
+    }
+    // A reply with a handle, to a caller whose message was in registers.
+    let mut registers = words_of(b"give");
+    let answer = ipc::call_short(client, &mut registers, 4).expect("give");
+    check!(
+        answer.length == 3
+            && answer.handle_count == 1
+            && bytes_of_words(&registers)[..3] == *b"sem",
+        "give: {answer:?}"
+    );
+    let semaphore = answer.handles[0];
+    check!(
+        ipc::semaphore_wait(semaphore, Deadline::NoWait).is_ok(),
+        "the semaphore in the reply has its count"
+    );
+    close(semaphore);
+    sent += 4 + 3;
+    // Too long for the server's registers: kept, and taken by a plain receive.
+    let mut answer = [0u8; 64];
+    let reply = ipc::call_mailbox(client, &[b'x'; 100], &[], &mut answer).expect("long call");
+    check!(&answer[..reply.length] == b"long 100", "long answer");
+    sent += 100 + 8;
+    // Too long for the caller's registers: refused before anything moves.
+    let mut registers = [0u64; 8];
+    let refused = ipc::call_short(client, &mut registers, 65);
+    check!(
+        refused.map_err(|error| error.code()) == Err(Some(ErrorCode::MessageTooLarge)),
+        "65 bytes in the registers: {refused:?}"
+    );
+    let mut registers = words_of(b"quit");
+    let answer = ipc::call_short(client, &mut registers, 4).expect("quit");
+    check!(
+        answer.length == 3 && bytes_of_words(&registers)[..3] == *b"bye",
+        "quit answer"
+    );
+    sent += 4 + 3;
+    expect_exit(server, 0, "rpc-server");
+    close(client);
+    // Every byte is counted once per hop: straight across, or into the
+    // mailbox and out again when the server was not waiting yet (the long
+    // message, and perhaps the first call).
+    let after = ipc::ledger().expect("ledger");
+    let moved = |direction: usize| {
+        after.bytes[MAILBOX_LEDGER][direction] - before.bytes[MAILBOX_LEDGER][direction]
+    };
+    let (into_kernel, out_of_kernel, across) = (moved(0), moved(1), moved(3));
+    check!(
+        into_kernel == out_of_kernel && across + into_kernel == sent,
+        "ledger: {across} bytes across, {into_kernel} in and {out_of_kernel} out of mailboxes, {sent} sent"
+    );
+    println!(
+        "init: short-messages: {} calls in the message registers, {sent} bytes moved, {across} of them straight across; a reply carried a semaphore; a 100-byte call was kept for a plain receive; 65 bytes refused",
+        LENGTHS.len() + 2
+    );
+    0
+}
+
+/// The ledger's row for mailboxes (`kipc::Mechanism::Mailbox`).
+const MAILBOX_LEDGER: usize = 3;
+
+/// Bytes (at most 64) as message registers, little-endian.
+fn words_of(bytes: &[u8]) -> ipc::Registers {
+    let mut padded = [0u8; 64];
+    padded[..bytes.len()].copy_from_slice(bytes);
+    let mut words = [0u64; 8];
+    for (word, chunk) in words.iter_mut().zip(padded.chunks(8)) {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(chunk);
+        *word = u64::from_le_bytes(eight);
+    }
+    words
+}
+
+/// Message registers as bytes.
+fn bytes_of_words(words: &ipc::Registers) -> [u8; 64] {
+    let mut bytes = [0u8; 64];
+    for (chunk, word) in bytes.chunks_mut(8).zip(words) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    bytes
 }
 
 /// Badges, call/reply with handles travelling both ways, and a stream.

@@ -6,6 +6,18 @@
 //! * anything else — answers the request in upper case.
 //!
 //! At the end it prints how many calls it served (the boot test checks it).
+//!
+//! With the argument `short` it serves short messages in the message
+//! registers (`ipc::reply_receive_short`) instead:
+//!
+//! * `give` — answers "sem" with a plain reply carrying a new semaphore;
+//! * `quit` — answers "bye" and exits;
+//! * a message too long for the registers (`BufferTooSmall`) — takes it with
+//!   a plain receive and answers "long N" (N its length);
+//! * anything else — answers it in upper case.
+//!
+//! After every receive it checks that the register bytes past the message
+//! kept their values from before the call.
 
 #![no_std]
 #![no_main]
@@ -18,6 +30,9 @@ kipc_user::entry!(main);
 fn main(start: kipc_user::Start) -> u32 {
     check!(start.handles.len() == 1, "expected one mailbox handle");
     let mailbox = Handle(start.handles[0]);
+    if start.argument == "short" {
+        return short(mailbox);
+    }
     let mut buffer = [0u8; 64];
     let mut answer: Option<(Handle, usize)> = None;
     let mut served = 0u32;
@@ -53,4 +68,76 @@ fn main(start: kipc_user::Start) -> u32 {
         };
         answer = Some((next, length));
     }
+}
+
+fn short(mailbox: Handle) -> u32 {
+    let mut registers: ipc::Registers = [0x5555_5555_5555_5555; 8];
+    let mut answer: Option<(Handle, usize)> = None;
+    let mut served = 0u32;
+    loop {
+        let (reply, length) = answer.map_or((None, 0), |(handle, length)| (Some(handle), length));
+        let before = bytes_of(&registers);
+        let message = match ipc::reply_receive_short(mailbox, &mut registers, reply, length) {
+            Ok(message) => message,
+            Err(error) if error.code() == Some(kipc::ErrorCode::BufferTooSmall) => {
+                // Kept in the mailbox: take it into memory.
+                let mut large = [0u8; 256];
+                let message = ipc::receive(mailbox, &mut large, ipc::Deadline::NoWait)
+                    .expect("the long message is still there");
+                let next = message.reply.expect("a call");
+                let text = kipc_user::format_line!("long {}", message.length);
+                check!(
+                    ipc::reply(next, text.as_str().as_bytes(), &[]).is_ok(),
+                    "reply long"
+                );
+                served += 1;
+                answer = None;
+                continue;
+            }
+            Err(error) => {
+                println!("rpc-server: reply_receive_short failed: {error:?}");
+                return 1;
+            }
+        };
+        let after = bytes_of(&registers);
+        check!(
+            after[message.length..] == before[message.length..],
+            "register bytes past the message changed"
+        );
+        let Some(next) = message.reply else {
+            println!("rpc-server: a message that is not a call");
+            return 1;
+        };
+        let request = &after[..message.length];
+        if request == b"quit" {
+            check!(ipc::reply(next, b"bye", &[]).is_ok(), "reply bye");
+            println!("rpc-server: served {served} short calls in the message registers");
+            return 0;
+        }
+        served += 1;
+        if request == b"give" {
+            let semaphore = ipc::semaphore_create(1).expect("semaphore");
+            check!(ipc::reply(next, b"sem", &[semaphore]).is_ok(), "reply sem");
+            answer = None;
+            continue;
+        }
+        let length = request.len();
+        // The answer replaces the request in place; the rest stays as it was.
+        let mut bytes = after;
+        bytes[..length].make_ascii_uppercase();
+        for (register, chunk) in registers.iter_mut().zip(bytes.chunks(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            *register = u64::from_le_bytes(word);
+        }
+        answer = Some((next, length));
+    }
+}
+
+fn bytes_of(registers: &ipc::Registers) -> [u8; 64] {
+    let mut bytes = [0u8; 64];
+    for (chunk, register) in bytes.chunks_mut(8).zip(registers) {
+        chunk.copy_from_slice(&register.to_le_bytes());
+    }
+    bytes
 }
