@@ -254,6 +254,27 @@ pub fn reply_receive(
 /// message of up to 64 bytes, little-endian, word 0 first.
 pub type Registers = [u64; kipc_abi::MESSAGE_REGISTERS];
 
+/// Packs `bytes` (at most 64) into message registers, little-endian; the
+/// bytes past them are 0.
+pub fn registers_from_bytes(bytes: &[u8]) -> Registers {
+    let mut words = [0u64; kipc_abi::MESSAGE_REGISTERS];
+    for (word, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
+        let mut eight = [0u8; 8];
+        eight[..chunk.len()].copy_from_slice(chunk);
+        *word = u64::from_le_bytes(eight);
+    }
+    words
+}
+
+/// The bytes of message registers, `MR0` first.
+pub fn bytes_from_registers(registers: &Registers) -> [u8; kipc_abi::MESSAGE_REGISTER_BYTES] {
+    let mut bytes = [0u8; kipc_abi::MESSAGE_REGISTER_BYTES];
+    for (chunk, word) in bytes.chunks_mut(8).zip(registers) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    bytes
+}
+
 /// The raw short call: number, two arguments, the message registers in and
 /// out; returns `rax`, `rdi`, `rsi`, `rcx`, `r11`.
 fn short_call(number: u64, a0: u64, a1: u64, registers: &mut Registers) -> [u64; 5] {

@@ -1100,9 +1100,9 @@ fn short_messages() -> u32 {
         for (index, byte) in bytes[..length].iter_mut().enumerate() {
             *byte = b'a' + ((call + index) % 26) as u8;
         }
-        let mut registers = words_of(&bytes);
+        let mut registers = ipc::registers_from_bytes(&bytes);
         let answer = ipc::call_short(client, &mut registers, length).expect("short call");
-        let back = bytes_of_words(&registers);
+        let back = ipc::bytes_from_registers(&registers);
         let mut expected = bytes;
         expected[..length].make_ascii_uppercase();
         check!(
@@ -1112,12 +1112,12 @@ fn short_messages() -> u32 {
         sent += 2 * length as u64;
     }
     // A reply with a handle, to a caller whose message was in registers.
-    let mut registers = words_of(b"give");
+    let mut registers = ipc::registers_from_bytes(b"give");
     let answer = ipc::call_short(client, &mut registers, 4).expect("give");
     check!(
         answer.length == 3
             && answer.handle_count == 1
-            && bytes_of_words(&registers)[..3] == *b"sem",
+            && ipc::bytes_from_registers(&registers)[..3] == *b"sem",
         "give: {answer:?}"
     );
     let semaphore = answer.handles[0];
@@ -1139,10 +1139,10 @@ fn short_messages() -> u32 {
         refused.map_err(|error| error.code()) == Err(Some(ErrorCode::MessageTooLarge)),
         "65 bytes in the registers: {refused:?}"
     );
-    let mut registers = words_of(b"quit");
+    let mut registers = ipc::registers_from_bytes(b"quit");
     let answer = ipc::call_short(client, &mut registers, 4).expect("quit");
     check!(
-        answer.length == 3 && bytes_of_words(&registers)[..3] == *b"bye",
+        answer.length == 3 && ipc::bytes_from_registers(&registers)[..3] == *b"bye",
         "quit answer"
     );
     sent += 4 + 3;
@@ -1169,28 +1169,6 @@ fn short_messages() -> u32 {
 
 /// The ledger's row for mailboxes (`kipc::Mechanism::Mailbox`).
 const MAILBOX_LEDGER: usize = 3;
-
-/// Bytes (at most 64) as message registers, little-endian.
-fn words_of(bytes: &[u8]) -> ipc::Registers {
-    let mut padded = [0u8; 64];
-    padded[..bytes.len()].copy_from_slice(bytes);
-    let mut words = [0u64; 8];
-    for (word, chunk) in words.iter_mut().zip(padded.chunks(8)) {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(chunk);
-        *word = u64::from_le_bytes(eight);
-    }
-    words
-}
-
-/// Message registers as bytes.
-fn bytes_of_words(words: &ipc::Registers) -> [u8; 64] {
-    let mut bytes = [0u8; 64];
-    for (chunk, word) in bytes.chunks_mut(8).zip(words) {
-        chunk.copy_from_slice(&word.to_le_bytes());
-    }
-    bytes
-}
 
 /// Badges, call/reply with handles travelling both ways, and a stream.
 fn mailbox() -> u32 {

@@ -76,7 +76,7 @@ fn short(mailbox: Handle) -> u32 {
     let mut served = 0u32;
     loop {
         let (reply, length) = answer.map_or((None, 0), |(handle, length)| (Some(handle), length));
-        let before = bytes_of(&registers);
+        let before = ipc::bytes_from_registers(&registers);
         let message = match ipc::reply_receive_short(mailbox, &mut registers, reply, length) {
             Ok(message) => message,
             Err(error) if error.code() == Some(kipc::ErrorCode::BufferTooSmall) => {
@@ -99,7 +99,7 @@ fn short(mailbox: Handle) -> u32 {
                 return 1;
             }
         };
-        let after = bytes_of(&registers);
+        let after = ipc::bytes_from_registers(&registers);
         check!(
             after[message.length..] == before[message.length..],
             "register bytes past the message changed"
@@ -125,19 +125,7 @@ fn short(mailbox: Handle) -> u32 {
         // The answer replaces the request in place; the rest stays as it was.
         let mut bytes = after;
         bytes[..length].make_ascii_uppercase();
-        for (register, chunk) in registers.iter_mut().zip(bytes.chunks(8)) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            *register = u64::from_le_bytes(word);
-        }
+        registers = ipc::registers_from_bytes(&bytes);
         answer = Some((next, length));
     }
-}
-
-fn bytes_of(registers: &ipc::Registers) -> [u8; 64] {
-    let mut bytes = [0u8; 64];
-    for (chunk, register) in bytes.chunks_mut(8).zip(registers) {
-        chunk.copy_from_slice(&register.to_le_bytes());
-    }
-    bytes
 }
