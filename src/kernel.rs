@@ -1147,12 +1147,21 @@ impl<
         wakeup: Wakeup,
         wake: &mut W,
     ) {
+        if self.end_wait(process) {
+            wake.wake(process, wakeup);
+        }
+    }
+
+    /// Clears `process`'s wait, if it has one, and says whether it had.
+    #[inline(always)]
+    pub(crate) fn end_wait(&mut self, process: ProcessId) -> bool {
         if let Ok(p) = self.process_mut(process)
             && p.wait.take().is_some()
         {
             self.forget_waiting(process.slot() as u16);
-            wake.wake(process, wakeup);
+            return true;
         }
+        false
     }
 
     /// Ends every matching wait (oldest first) with `wakeup`.

@@ -177,6 +177,7 @@
 pub mod accounting;
 pub mod config;
 pub mod error;
+pub mod fastpath;
 pub mod fifo;
 pub mod handle;
 pub mod host;
@@ -204,6 +205,7 @@ pub use config::{
     DefaultLimits, Limits, MinimalIpc, MinimalLimits, Quota, Quotas, Unlimited, footprint,
 };
 pub use error::{Error, ErrorClass, ErrorCode};
+pub use fastpath::Handoff;
 pub use handle::{Handle, HandleTable};
 pub use host::{
     Access, AddressSpace, Clock, Fault, Frame, FrameAllocator, Host, PAGE_SIZE, ProcessId,

@@ -89,7 +89,7 @@ pub(crate) struct Mailbox<const PAYLOAD: usize, const MAILBOX_DEPTH: usize> {
     messages: [Message<PAYLOAD>; MAILBOX_DEPTH],
     head: usize,
     count: usize,
-    receivers: u32,
+    pub(crate) receivers: u32,
     senders: u32,
 }
 
@@ -812,21 +812,27 @@ impl<
             self.install_transfers(receiver, capabilities)
         };
         let reply = reply.and_then(|(client, token)| {
-            let capability = Capability {
-                object: ObjectRef::Reply {
-                    caller: client,
-                    token,
-                },
-                rights: REPLY_RIGHTS,
-                badge: 0,
-            };
-            self.install_moved(receiver, capability).ok()
+            self.install_moved(receiver, self.reply_capability(client, token))
+                .ok()
         });
         Received {
             length,
             badge,
             handles,
             reply,
+        }
+    }
+
+    /// The one-shot reply handle's capability for `client`'s call number `token`.
+    #[inline(always)]
+    pub(crate) fn reply_capability(&self, client: ProcessId, token: u64) -> Capability {
+        Capability {
+            object: ObjectRef::Reply {
+                caller: client,
+                token,
+            },
+            rights: REPLY_RIGHTS,
+            badge: 0,
         }
     }
 

@@ -281,7 +281,8 @@ fn short_messages_travel_in_registers_with_the_same_checks_and_counts() {
         &report,
         &[
             "rpc-server: served 12 short calls in the message registers",
-            "a reply carried a semaphore; a 100-byte call was kept for a plain receive; 65 bytes refused",
+            "a reply carried a semaphore; a 100-byte call was kept for a plain receive; 65 bytes refused; ",
+            " of the first 20 messages handed over on the fast path",
         ],
     );
     let moved: u64 = field(

@@ -533,6 +533,9 @@ pub struct KernelStats {
     pub processes: u64,
     /// Processes killed since boot, by a fault or by their parent.
     pub processes_killed: u64,
+    /// Short mailbox calls and reply-receives the mailbox fast path carried
+    /// (a message handed straight to a waiting process, then a switch to it).
+    pub fast_path_handoffs: u64,
 }
 
 /// Kernel-wide resources in use (copied out by [`number::RESOURCE_USAGE`]),

@@ -118,6 +118,26 @@ pub fn switch_after_call(processes: &mut Processes, interrupted: *mut TrapFrame)
     schedule(processes, interrupted)
 }
 
+/// After the mailbox fast path parked its caller and readied the process in
+/// `slot` (see `syscalls::fast_path`): straight to it when nobody else is
+/// ready, which is the process round-robin would pick, being alone in line;
+/// otherwise it joins the back of the queue and [`schedule`] picks, as for
+/// any woken process.
+#[inline(always)]
+pub fn hand_to(
+    processes: &mut Processes,
+    slot: usize,
+    interrupted: *mut TrapFrame,
+) -> *mut TrapFrame {
+    if processes.ready.is_empty()
+        && let Some(frame) = run(processes, slot)
+    {
+        return frame;
+    }
+    processes.make_ready(slot);
+    schedule(processes, interrupted)
+}
+
 fn idle_frame() -> *mut TrapFrame {
     let frame = (idle_stack_top() - size_of::<TrapFrame>() as u64) as *mut TrapFrame;
     let selectors = kipc_arch::gdt::selectors();

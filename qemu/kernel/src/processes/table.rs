@@ -119,6 +119,8 @@ pub struct Counters {
     pub context_switches: AtomicU64,
     /// Processes killed by faults.
     pub killed: AtomicU64,
+    /// Calls the mailbox fast path carried (`syscalls::fast_path`).
+    pub fast_path_handoffs: AtomicU64,
 }
 
 /// Counters since boot.
@@ -126,6 +128,7 @@ pub static COUNTERS: Counters = Counters {
     syscalls: AtomicU64::new(0),
     context_switches: AtomicU64::new(0),
     killed: AtomicU64::new(0),
+    fast_path_handoffs: AtomicU64::new(0),
 };
 
 /// The process table and scheduler state.
@@ -234,6 +237,23 @@ impl Processes {
         }
     }
 
+    /// Applies `wakeup` to a process parked in kipc and marks it ready
+    /// without queueing it; returns its slot, or `None` (and does nothing) if
+    /// it is not parked in kipc.
+    #[inline(always)]
+    pub fn resume(&mut self, id: ProcessId, wakeup: &Wakeup) -> Option<usize> {
+        let process = self.get_mut(id)?;
+        if process.state != State::BlockedIpc {
+            return None;
+        }
+        // SAFETY: a blocked process's frame sits untouched at the top of its
+        // kernel stack until it runs again, and we hold the kernel lock.
+        let frame = unsafe { &mut *process.frame };
+        resume::complete_wakeup(&process.space, frame, wakeup);
+        process.state = State::Ready;
+        Some(id.slot())
+    }
+
     /// Takes the front of the ready queue.
     pub(super) fn pop_ready(&mut self) -> Option<usize> {
         let slot = self.ready.pop_front()?;
@@ -272,18 +292,9 @@ impl Processes {
     /// Resumes a process parked in kipc as `wakeup` says.
     #[inline(always)]
     pub fn wake(&mut self, id: ProcessId, wakeup: Wakeup) {
-        let Some(process) = self.get_mut(id) else {
+        let Some(slot) = self.resume(id, &wakeup) else {
             return;
         };
-        if process.state != State::BlockedIpc {
-            return;
-        }
-        // SAFETY: a blocked process's frame sits untouched at the top of its
-        // kernel stack until it runs again, and we hold the kernel lock.
-        let frame = unsafe { &mut *process.frame };
-        resume::complete_wakeup(&process.space, frame, &wakeup);
-        process.state = State::Ready;
-        let slot = id.slot();
         self.enqueue(slot);
         self.woken = match self.woken {
             Woken::Nobody => Woken::One(slot),

@@ -16,13 +16,27 @@ use kipc_arch::interrupts::TrapFrame;
 use kipc_arch::verdict::fail;
 
 use super::common::{Flow, apply};
-use super::{file_calls, ipc_calls, process_calls, signal_calls};
+use super::{fast_path, file_calls, ipc_calls, process_calls, signal_calls};
 use crate::processes::breakdown::{self, Phase, measured};
 use crate::processes::table::{COUNTERS, SYSTEM, System};
 use crate::processes::{scheduler, signals};
 
-/// Handles one system call; returns the frame to resume.
+/// Handles one system call; returns the frame to resume. The two short
+/// mailbox calls try the fast path first (see [`fast_path`]).
 pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
+    // SAFETY: the frame the entry stub just pushed on the caller's stack.
+    let number = unsafe { (*frame).rax };
+    if (number == number::MAILBOX_CALL_SHORT || number == number::MAILBOX_REPLY_RECEIVE_SHORT)
+        && let Some(next) = fast_path::short_call(frame)
+    {
+        return next;
+    }
+    dispatch_general(frame)
+}
+
+/// Every call the fast path does not take.
+#[inline(never)]
+fn dispatch_general(frame: *mut TrapFrame) -> *mut TrapFrame {
     COUNTERS.syscalls.fetch_add(1, Ordering::Relaxed);
     let started = breakdown::start();
     let mut guard = SYSTEM.lock();

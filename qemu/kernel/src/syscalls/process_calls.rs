@@ -258,6 +258,7 @@ fn kernel_stats(system: &mut System, caller: ProcessId, address: u64, length: u6
         free_frames: frames.free,
         processes: system.processes.live() as u64,
         processes_killed: COUNTERS.killed.load(Ordering::Relaxed),
+        fast_path_handoffs: COUNTERS.fast_path_handoffs.load(Ordering::Relaxed),
     };
     result(copy_record_out(space_of(system, caller), address, length, &stats).map(|()| 0))
 }

@@ -1095,6 +1095,7 @@ fn short_messages() -> u32 {
     let server = launch("rpc-server", "short", &[service]);
     close(service);
     let mut sent = 0u64;
+    let stats = kipc_user::kernel_stats().expect("kernel stats");
     for (call, &length) in LENGTHS.iter().enumerate() {
         let mut bytes = [PAD; 64];
         for (index, byte) in bytes[..length].iter_mut().enumerate() {
@@ -1111,6 +1112,18 @@ fn short_messages() -> u32 {
         );
         sent += 2 * length as u64;
     }
+    // Every call and every answer after the server first waits is a fast
+    // path hand-off (the first call may come before the server waits).
+    let handoffs = kipc_user::kernel_stats()
+        .expect("kernel stats")
+        .fast_path_handoffs
+        - stats.fast_path_handoffs;
+    let most = 2 * LENGTHS.len() as u64;
+    check!(
+        (most - 1..=most).contains(&handoffs),
+        "{handoffs} fast path hand-offs in {} round trips",
+        LENGTHS.len()
+    );
     // A reply with a handle, to a caller whose message was in registers.
     let mut registers = ipc::registers_from_bytes(b"give");
     let answer = ipc::call_short(client, &mut registers, 4).expect("give");
@@ -1161,8 +1174,9 @@ fn short_messages() -> u32 {
         "ledger: {across} bytes across, {into_kernel} in and {out_of_kernel} out of mailboxes, {sent} sent"
     );
     println!(
-        "init: short-messages: {} calls in the message registers, {sent} bytes moved, {across} of them straight across; a reply carried a semaphore; a 100-byte call was kept for a plain receive; 65 bytes refused",
-        LENGTHS.len() + 2
+        "init: short-messages: {} calls in the message registers, {sent} bytes moved, {across} of them straight across; a reply carried a semaphore; a 100-byte call was kept for a plain receive; 65 bytes refused; {handoffs} of the first {} messages handed over on the fast path",
+        LENGTHS.len() + 2,
+        2 * LENGTHS.len()
     );
     0
 }
