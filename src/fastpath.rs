@@ -27,7 +27,7 @@ use crate::accounting::Mechanism;
 use crate::handle::Handle;
 use crate::host::{Host, ProcessId};
 use crate::kernel::Ipc;
-use crate::object::{ObjectKind, ObjectRef};
+use crate::object::{Capability, ObjectKind, ObjectRef};
 use crate::rights::Rights;
 use crate::umem::UserSlice;
 use crate::wait::{Blocking, Completion, Received, WaitOn, Wakeup};
@@ -111,21 +111,24 @@ impl<
         if blocking == Blocking::NonBlocking || payload.len() > PAYLOAD {
             return None;
         }
-        let capability = self
-            .lookup(caller, handle, ObjectKind::Mailbox, Rights::WRITE)
-            .ok()?;
+        let capability = self.fast_lookup(caller, handle, ObjectKind::Mailbox, Rights::WRITE)?;
         let ObjectRef::Mailbox(key) = capability.object else {
             return None;
         };
         if self.mailboxes.get(key)?.receivers == 0 {
             return None;
         }
-        let (receiver, buffer) = self.oldest_waiter(
-            |on| matches!(on, WaitOn::MailboxReceive { mailbox, .. } if *mailbox == key),
-        )?;
-        let WaitOn::MailboxReceive { buffer, .. } = buffer else {
-            return None;
-        };
+        // The longest-waiting receiver on this mailbox (`oldest_waiter`, inlined).
+        let (receiver, buffer) = self.waiting.iter().find_map(|&slot| {
+            let process = &self.processes[usize::from(slot)];
+            match process.wait.as_ref().filter(|_| process.live)?.on {
+                WaitOn::MailboxReceive { mailbox, buffer } if mailbox == key => Some((
+                    ProcessId::new(usize::from(slot), process.generation),
+                    buffer,
+                )),
+                _ => None,
+            }
+        })?;
         // Room for the message and the reply handle, as the general path checks.
         if buffer.len() < payload.len() || self.process(receiver).ok()?.handles.free() < 1 {
             return None;
@@ -206,18 +209,14 @@ impl<
             Blocking::Until(deadline) if host.now() >= deadline => return None,
             _ => {}
         }
-        let capability = self
-            .lookup(caller, mailbox, ObjectKind::Mailbox, Rights::READ)
-            .ok()?;
+        let capability = self.fast_lookup(caller, mailbox, ObjectKind::Mailbox, Rights::READ)?;
         let ObjectRef::Mailbox(key) = capability.object else {
             return None;
         };
         if self.mailboxes.get(key)?.queued() != 0 {
             return None;
         }
-        let capability = self
-            .lookup(caller, reply, ObjectKind::Reply, Rights::WRITE)
-            .ok()?;
+        let capability = self.fast_lookup(caller, reply, ObjectKind::Reply, Rights::WRITE)?;
         let ObjectRef::Reply {
             caller: client,
             token,
@@ -265,5 +264,19 @@ impl<
                 reply: None,
             },
         })
+    }
+
+    /// [`Ipc::lookup`] inlined, for the fast path: the capability behind `handle`
+    /// if it is of `kind` and allows `needed`.
+    #[inline(always)]
+    fn fast_lookup(
+        &self,
+        caller: ProcessId,
+        handle: Handle,
+        kind: ObjectKind,
+        needed: Rights,
+    ) -> Option<Capability> {
+        let capability = *self.process(caller).ok()?.handles.get(handle).ok()?;
+        (capability.object.kind() == kind && capability.rights.allows(needed)).then_some(capability)
     }
 }

@@ -119,7 +119,7 @@ pub struct Ipc<
     /// (oldest first), so the longest waiter is served first and finding it looks only at
     /// waiting processes, not at the whole table. Every place that ends a wait drops its
     /// slot here, so starting one need not search the list.
-    waiting: heapless::Vec<u16, PROCESSES>,
+    pub(crate) waiting: heapless::Vec<u16, PROCESSES>,
     pub(crate) next_token: u64,
     /// Live processes with a non-empty pending signal set (see
     /// [`Ipc::signal_attention`]).
