@@ -21,17 +21,23 @@ use crate::processes::breakdown::{self, Phase, measured};
 use crate::processes::table::{COUNTERS, SYSTEM, System};
 use crate::processes::{scheduler, signals};
 
-/// Handles one system call; returns the frame to resume. The two short
-/// mailbox calls try the fast path first (see [`fast_path`]).
+/// Handles one system call; returns the frame to resume. The mailbox calls
+/// and reply-receives try the fast path first (see [`fast_path`]).
 pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
     // SAFETY: the frame the entry stub just pushed on the caller's stack.
     let number = unsafe { (*frame).rax };
-    if (number == number::MAILBOX_CALL_SHORT || number == number::MAILBOX_REPLY_RECEIVE_SHORT)
-        && let Some(next) = fast_path::short_call(frame)
-    {
-        return next;
+    // Both ways are tail calls: the other calls pay one test, no frame.
+    if fast_path::candidate(number) {
+        return dispatch_mailbox(frame);
     }
     dispatch_general(frame)
+}
+
+/// A mailbox call or reply-receive: the fast path, or if it declines the
+/// general dispatcher.
+#[inline(never)]
+fn dispatch_mailbox(frame: *mut TrapFrame) -> *mut TrapFrame {
+    fast_path::mailbox_call(frame).unwrap_or_else(|| dispatch_general(frame))
 }
 
 /// Every call the fast path does not take.
@@ -82,7 +88,7 @@ fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 
         | number::MAILBOX_REPLY_RECEIVE
         | number::MAILBOX_CALL_SHORT
         | number::MAILBOX_REPLY_RECEIVE_SHORT => {
-            ipc_calls::mailbox_fast_path(system, caller, number, arguments)
+            ipc_calls::mailbox_hot_path(system, caller, number, arguments)
         }
         number::EXIT..=number::BREAKDOWN => {
             process_calls::handle(system, caller, number, arguments)

@@ -148,7 +148,7 @@ fn handle_array_from(bytes: &[u8; size_of::<HandleArray>()]) -> Result<HandleArr
 
 /// Checks that a handle array can be written before kipc installs handles
 /// the caller could otherwise never learn about (a page-table check, no copy).
-fn probe_handle_array(space: &AddressSpace, address: u64) -> Result<(), Error> {
+pub(super) fn probe_handle_array(space: &AddressSpace, address: u64) -> Result<(), Error> {
     if address == 0 {
         return Err(Error::InvalidArgument);
     }
@@ -205,7 +205,7 @@ fn value(value: u64) -> Flow {
 /// `syscall::handle`), so the hot path does not go through [`handle`]'s
 /// large frame and second dispatch.
 #[inline(always)]
-pub fn mailbox_fast_path(
+pub fn mailbox_hot_path(
     system: &mut System,
     caller: ProcessId,
     number: u64,
@@ -232,7 +232,7 @@ fn mailbox_short(system: &mut System, caller: ProcessId, number: u64, arguments:
     answer.unwrap_or_else(|error| result(Err(error)))
 }
 
-/// [`mailbox_fast_path`] for [`handle`] (which `syscall::handle` bypasses for
+/// [`mailbox_hot_path`] for [`handle`] (which `syscall::handle` bypasses for
 /// these two numbers): out of line, so its inlined copy does not weigh on
 /// every other call's frame.
 #[inline(never)]
@@ -242,7 +242,7 @@ fn mailbox_out_of_line(
     number: u64,
     arguments: [u64; 6],
 ) -> Flow {
-    mailbox_fast_path(system, caller, number, arguments)
+    mailbox_hot_path(system, caller, number, arguments)
 }
 
 /// The caller's message registers as a kipc buffer of `length` bytes (at
