@@ -131,8 +131,13 @@ impl<
         handle: Handle,
         host: &mut H,
     ) -> Result<(), Error> {
-        let wake = host;
         let key = self.semaphore_key(caller, handle, Rights::SIGNAL)?;
+        self.post_key(key, host)
+    }
+
+    /// The body of [`Ipc::semaphore_post`] once the handle is checked: the unit goes
+    /// to the oldest waiter, or onto the count.
+    fn post_key<W: Wake + ?Sized>(&mut self, key: Key, wake: &mut W) -> Result<(), Error> {
         if let Some((waiter, _)) = self.oldest_waiter(|on| *on == WaitOn::Semaphore(key)) {
             self.finish_wait(waiter, Wakeup::Completed(Completion::Acquired), wake);
             return Ok(());
@@ -143,6 +148,48 @@ impl<
             .checked_add(1)
             .ok_or(Error::InvalidArgument)?;
         Ok(())
+    }
+
+    /// Posts `post` and waits on `wait` in one call, as [`Ipc::semaphore_post`] then
+    /// [`Ipc::semaphore_wait`] with nothing in between: the turn handed to a peer and
+    /// the wait for it to come back, the shared-memory ping-pong's step (Windows calls
+    /// it `SignalObjectAndWait`). Half the system calls of a post and a wait, and the
+    /// peer it wakes can run as soon as the caller parks.
+    ///
+    /// Both handles are checked first (`wait` needs WAIT, `post` needs SIGNAL), and
+    /// a failing check changes nothing. After the post, the wait's outcome is
+    /// returned with the post done: `Done` if `wait` had a unit, `Blocked` (the host
+    /// parks the caller until `Completed(Acquired)`), or `WouldBlock` / `TimedOut`.
+    /// A host that may re-run a parked call must re-run only the wait: a second
+    /// post would be a unit too many.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer_turn: Handle, my_turn: Handle) -> Result<(), Error> {
+    /// // Hand the shared buffer to the peer, then wait until it hands it back.
+    /// let outcome = ipc.semaphore_post_wait(caller, peer_turn, my_turn, Blocking::Forever, host)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn semaphore_post_wait<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        post: Handle,
+        wait: Handle,
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Result<Outcome<()>, Error> {
+        let wait_key = self.semaphore_key(caller, wait, Rights::WAIT)?;
+        let post_key = self.semaphore_key(caller, post, Rights::SIGNAL)?;
+        self.post_key(post_key, host)?;
+        let semaphore = self.semaphores.get_mut(wait_key).ok_or(Error::BadHandle)?;
+        if semaphore.count > 0 {
+            semaphore.count -= 1;
+            return Ok(Outcome::Done(()));
+        }
+        self.block(caller, WaitOn::Semaphore(wait_key), blocking, host)
     }
 
     /// The number of available units (any handle to the semaphore).
@@ -236,5 +283,84 @@ mod tests {
             ipc.semaphore_post(b, sb, &mut host),
             Err(Error::PermissionDenied)
         );
+    }
+
+    #[test]
+    fn post_wait_hands_the_turn_over_and_waits_for_it() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let b = ipc.process_create().unwrap();
+        let a_turn = ipc.semaphore_create(a, 0).unwrap();
+        let b_turn = ipc.semaphore_create(a, 0).unwrap();
+        let b_wait = ipc.handle_grant(a, b_turn, b, Rights::WAIT).unwrap();
+        let b_post = ipc.handle_grant(a, a_turn, b, Rights::SIGNAL).unwrap();
+        // b waits for its turn; a passes it and waits for its own.
+        assert!(
+            ipc.semaphore_wait(b, b_wait, Blocking::Forever, &mut host)
+                .unwrap()
+                .is_blocked()
+        );
+        let outcome = ipc.semaphore_post_wait(a, b_turn, a_turn, Blocking::Forever, &mut host);
+        assert_eq!(outcome, Ok(Outcome::Blocked));
+        assert_eq!(
+            host.take_wakes(),
+            vec![(b, Wakeup::Completed(Completion::Acquired))]
+        );
+        // b passes the turn back to the parked a, and waits again.
+        let outcome = ipc.semaphore_post_wait(b, b_post, b_wait, Blocking::Forever, &mut host);
+        assert_eq!(outcome, Ok(Outcome::Blocked));
+        assert_eq!(
+            host.take_wakes(),
+            vec![(a, Wakeup::Completed(Completion::Acquired))]
+        );
+        assert_eq!(ipc.semaphore_count(a, a_turn), Ok(0));
+        assert_eq!(ipc.semaphore_count(a, b_turn), Ok(0));
+        assert_eq!(ipc.usage().waiters, 1);
+    }
+
+    #[test]
+    fn post_wait_checks_both_handles_before_posting() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let s = ipc.semaphore_create(a, 0).unwrap();
+        let post_only = ipc.handle_duplicate(a, s, Rights::SIGNAL).unwrap();
+        let mailbox = ipc.mailbox_create(a).unwrap();
+        // A wait handle without WAIT, of the wrong kind, or bogus: no unit posted.
+        for wait in [post_only, mailbox, Handle::from_raw(0x7777)] {
+            assert!(
+                ipc.semaphore_post_wait(a, s, wait, Blocking::Forever, &mut host)
+                    .is_err()
+            );
+            assert_eq!(ipc.semaphore_count(a, s), Ok(0));
+        }
+        let wait_only = ipc.handle_duplicate(a, s, Rights::WAIT).unwrap();
+        assert_eq!(
+            ipc.semaphore_post_wait(a, wait_only, s, Blocking::Forever, &mut host),
+            Err(Error::PermissionDenied)
+        );
+        assert_eq!(ipc.semaphore_count(a, s), Ok(0));
+        assert_eq!(ipc.usage().waiters, 0);
+    }
+
+    #[test]
+    fn post_wait_on_one_semaphore_takes_its_own_unit() {
+        let mut ipc = TestIpc::new();
+        let mut host = TestHost::new();
+        let a = ipc.process_create().unwrap();
+        let s = ipc.semaphore_create(a, 0).unwrap();
+        assert_eq!(
+            ipc.semaphore_post_wait(a, s, s, Blocking::NonBlocking, &mut host),
+            Ok(Outcome::Done(()))
+        );
+        // Without a unit to take, a non-blocking wait fails after its post.
+        let other = ipc.semaphore_create(a, 0).unwrap();
+        assert_eq!(
+            ipc.semaphore_post_wait(a, other, s, Blocking::NonBlocking, &mut host),
+            Err(Error::WouldBlock)
+        );
+        assert_eq!(ipc.semaphore_count(a, other), Ok(1));
+        assert_eq!(ipc.semaphore_count(a, s), Ok(0));
     }
 }

@@ -157,7 +157,7 @@ fn shared_region_semaphores_read_only_mapping_and_page_loan() {
     expect_lines(
         &report,
         &[
-            "init: shm: counter 200 after 100 alternating turns each; mutex-guarded counter 200, no update lost",
+            "init: shm: counter 200 after 100 alternating turns each; mutex-guarded counter 200, no update lost; the turns passed with semaphore_post_wait",
             "init: shm: the read-only viewer was killed by its write; the region survives with 200",
             "shm-peer: borrowed 2 pages at",
             "8192 bytes verified in place",

@@ -98,6 +98,8 @@ enum Op {
     MailboxReceive(usize, Select, usize, Buffer, bool),
     SemaphorePost(usize, Select),
     SemaphoreWait(usize, Select, bool),
+    /// Post the first, wait on the second.
+    SemaphorePostWait(usize, Select, Select, bool),
     Signal(usize, Select, u64),
     NotificationWait(usize, Select, bool),
     Map(usize, Select, bool),
@@ -151,6 +153,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(p, s, n, b, k)| Op::MailboxReceive(p, s, n, b, k)),
         2 => (p.clone(), select()).prop_map(|(p, s)| Op::SemaphorePost(p, s)),
         2 => (p.clone(), select(), any::<bool>()).prop_map(|(p, s, k)| Op::SemaphoreWait(p, s, k)),
+        2 => (p.clone(), select(), select(), any::<bool>())
+            .prop_map(|(p, post, wait, k)| Op::SemaphorePostWait(p, post, wait, k)),
         2 => (p.clone(), select(), prop_oneof![Just(0u64), 1u64..8])
             .prop_map(|(p, s, b)| Op::Signal(p, s, b)),
         2 => (p.clone(), select(), any::<bool>())
@@ -670,6 +674,7 @@ impl Fuzz {
             | Op::MailboxReceive(slot, ..)
             | Op::SemaphorePost(slot, _)
             | Op::SemaphoreWait(slot, ..)
+            | Op::SemaphorePostWait(slot, ..)
             | Op::Signal(slot, ..)
             | Op::NotificationWait(slot, ..)
             | Op::Map(slot, ..)
@@ -695,6 +700,9 @@ impl Fuzz {
             Op::MailboxReceive(_, Select::Live(_), ..) => Some((Kind::Mailbox, Rights::READ)),
             Op::SemaphorePost(_, Select::Live(_)) => Some((Kind::Semaphore, Rights::SIGNAL)),
             Op::SemaphoreWait(_, Select::Live(_), _) => Some((Kind::Semaphore, Rights::WAIT)),
+            Op::SemaphorePostWait(_, _, Select::Live(_), _) => {
+                Some((Kind::Semaphore, Rights::WAIT))
+            }
             Op::Signal(_, Select::Live(_), _) => Some((Kind::Notification, Rights::SIGNAL)),
             Op::NotificationWait(_, Select::Live(_), _) => Some((Kind::Notification, Rights::WAIT)),
             Op::Map(_, Select::Live(_), _) => Some((Kind::Region, Rights::MAP)),
@@ -785,6 +793,12 @@ impl Fuzz {
             Op::SemaphoreWait(_, s, k) => self.semaphore_wait(
                 me,
                 self.pick(me, *s, Some(Kind::Semaphore), Rights::WAIT),
+                *k,
+            ),
+            Op::SemaphorePostWait(_, post, wait, k) => self.semaphore_post_wait(
+                me,
+                self.pick(me, *post, Some(Kind::Semaphore), Rights::SIGNAL),
+                self.pick(me, *wait, Some(Kind::Semaphore), Rights::WAIT),
                 *k,
             ),
             Op::Signal(_, s, bits) => self.signal(
@@ -1914,6 +1928,77 @@ impl Fuzz {
             self.park(me, Park::Semaphore(cap.object));
         }
         self.wakes(None)
+    }
+
+    /// The post half as `semaphore_post`, then the wait half as `semaphore_wait`; both
+    /// handles are checked (the wait's first) before anything happens.
+    fn semaphore_post_wait(
+        &mut self,
+        me: ProcessId,
+        post: Handle,
+        wait: Handle,
+        block: bool,
+    ) -> Result<(), TestCaseError> {
+        let blocking = if block {
+            Blocking::Forever
+        } else {
+            Blocking::NonBlocking
+        };
+        let result = self
+            .ipc
+            .semaphore_post_wait(me, post, wait, blocking, &mut self.machine);
+        let wakes = self.machine.take_wakes();
+        let waited = resolve!(
+            self,
+            "semaphore_post_wait (wait handle)",
+            result,
+            me,
+            wait,
+            Some(Kind::Semaphore),
+            Rights::WAIT
+        );
+        let posted = resolve!(
+            self,
+            "semaphore_post_wait (post handle)",
+            result,
+            me,
+            post,
+            Some(Kind::Semaphore),
+            Rights::SIGNAL
+        );
+        let object = posted.object;
+        match self.oldest_parked(|p| matches!(p, Park::Semaphore(o) if *o == object)) {
+            Some((waiter, _)) => {
+                prop_assert_eq!(
+                    wakes,
+                    vec![(waiter, Wakeup::Completed(Completion::Acquired))]
+                );
+                self.process(waiter).parked = None;
+            }
+            None => {
+                prop_assert!(wakes.is_empty());
+                let State::Semaphore(count) = self.state(object) else {
+                    unreachable!()
+                };
+                *count += 1;
+            }
+        }
+        let State::Semaphore(count) = self.state(waited.object) else {
+            unreachable!()
+        };
+        let expected = if *count > 0 {
+            *count -= 1;
+            Ok(Outcome::Done(()))
+        } else if block {
+            Ok(Outcome::Blocked)
+        } else {
+            Err(Error::WouldBlock)
+        };
+        prop_assert_eq!(&result, &expected, "semaphore_post_wait");
+        if result == Ok(Outcome::Blocked) {
+            self.park(me, Park::Semaphore(waited.object));
+        }
+        Ok(())
     }
 
     fn signal(&mut self, me: ProcessId, handle: Handle, bits: u64) -> Result<(), TestCaseError> {

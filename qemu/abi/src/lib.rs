@@ -170,6 +170,13 @@ pub mod number {
     pub const NOTIFICATION_SIGNAL: u64 = 100;
     /// `notification_wait(handle, deadline)` -> `rdx` = the bits (cleared).
     pub const NOTIFICATION_WAIT: u64 = 101;
+    /// `semaphore_post_wait(post, wait, deadline)`: [`SEMAPHORE_POST`] on
+    /// `post`, then [`SEMAPHORE_WAIT`] on `wait` with `deadline`, in one call
+    /// (both handles are checked before the post). If the wait has to park,
+    /// the kernel turns the call into that `semaphore_wait` (`rax` =
+    /// [`SEMAPHORE_WAIT`], `rdi` = `wait`, `rsi` = `deadline`), so a re-run
+    /// call (after a signal handler) never posts twice.
+    pub const SEMAPHORE_POST_WAIT: u64 = 102;
 
     // ----- copy accounting -----
     /// `ledger_read(ptr, len, process)` -> copies a [`super::LedgerRecord`]:

@@ -601,6 +601,17 @@ pub fn semaphore_post(semaphore: Handle) -> SysResult<()> {
     call(number::SEMAPHORE_POST, [semaphore.raw(), 0, 0, 0, 0, 0]).map(|_| ())
 }
 
+/// Posts `post` and waits on `wait` in one system call: hands the turn to a
+/// peer and waits for it to come back (half the calls of
+/// [`semaphore_post`] then [`semaphore_wait`]).
+pub fn semaphore_post_wait(post: Handle, wait: Handle, deadline: Deadline) -> SysResult<()> {
+    call(
+        number::SEMAPHORE_POST_WAIT,
+        [post.raw(), wait.raw(), deadline.raw(), 0, 0, 0],
+    )
+    .map(|_| ())
+}
+
 /// Creates a notification word.
 pub fn notification_create() -> SysResult<Handle> {
     call(number::NOTIFICATION_CREATE, [0; 6]).map(Handle::from_value)

@@ -99,6 +99,11 @@ fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 
         number::SIGNAL_ACTION..=number::PROCESS_HANDLE => {
             signal_calls::handle(system, caller, number, arguments)
         }
+        number::SEMAPHORE_POST_WAIT => ipc_calls::semaphore_post_wait(
+            system,
+            caller,
+            [arguments[0], arguments[1], arguments[2]],
+        ),
         _ => ipc_calls::handle(system, caller, number, arguments),
     }
 }

@@ -183,6 +183,41 @@ fn park_as_receive(system: &mut System, caller: ProcessId) -> Flow {
     park(system, caller)
 }
 
+/// `SEMAPHORE_POST_WAIT`, the shared-memory ping-pong's one call per turn:
+/// routed here straight from the dispatcher (see `syscalls::entry::handle`),
+/// not through [`handle`]'s large frame.
+#[inline(never)]
+pub fn semaphore_post_wait(system: &mut System, caller: ProcessId, [a0, a1, a2]: [u64; 3]) -> Flow {
+    let (post, wait) = match (handle_from(a0), handle_from(a1)) {
+        (Ok(post), Ok(wait)) => (post, wait),
+        (Err(error), _) | (_, Err(error)) => return result(Err(error)),
+    };
+    let System { ipc, processes } = &mut *system;
+    let mut host = KernelHost { processes };
+    let answer = measured!(Kipc, {
+        ipc.semaphore_post_wait(caller, post, wait, blocking(a2), &mut host)
+    });
+    match answer {
+        Ok(Outcome::Blocked) => park_as_wait(system, caller, a1, a2),
+        answer => outcome(system, caller, answer, |()| value(0)),
+    }
+}
+
+/// Parks a `semaphore_post_wait` whose post is done as the plain
+/// `semaphore_wait` it has become (`rax` = the number, `rdi` = the semaphore,
+/// `rsi` = the deadline): a re-run call waits without posting again.
+fn park_as_wait(system: &mut System, caller: ProcessId, semaphore: u64, deadline: u64) -> Flow {
+    if let Some(process) = system.processes.get_mut(caller) {
+        // SAFETY: as in `park_as_receive`: the caller's frame, untouched
+        // until it runs again, under the kernel lock.
+        let frame = unsafe { &mut *process.frame };
+        frame.rax = number::SEMAPHORE_WAIT;
+        frame.rdi = semaphore;
+        frame.rsi = deadline;
+    }
+    park(system, caller)
+}
+
 fn outcome<T>(
     system: &mut System,
     caller: ProcessId,
@@ -690,6 +725,9 @@ fn call(
             let semaphore = handle_from(a0)?;
             measured!(Kipc, ipc.semaphore_post(caller, semaphore, &mut host))?;
             value(0)
+        }
+        number::SEMAPHORE_POST_WAIT => {
+            return Ok(semaphore_post_wait(system, caller, [a0, a1, a2]));
         }
         number::NOTIFICATION_CREATE => {
             value(u64::from(ipc.notification_create(caller)?.into_raw()))

@@ -191,7 +191,10 @@ impl Channel {
                 unsafe {
                     core::ptr::copy_nonoverlapping(message.as_ptr(), self.region, message.len())
                 };
-                ipc::semaphore_post(self.send).expect("post");
+                // The turn goes over and the answer is waited for in one call
+                // (`back` then only copies it out).
+                ipc::semaphore_post_wait(self.send, self.receive, Deadline::Forever)
+                    .expect("post and wait");
             }
             _ => unreachable!(),
         }
@@ -212,7 +215,7 @@ impl Channel {
                 buffer.copy_from_slice(&large[..length]);
             }
             "shm" => {
-                ipc::semaphore_wait(self.receive, Deadline::Forever).expect("wait");
+                // `there` waited for the turn to come back.
                 // SAFETY: as in `there`; it is our turn.
                 unsafe {
                     core::ptr::copy_nonoverlapping(self.region, buffer.as_mut_ptr(), buffer.len())
@@ -457,14 +460,21 @@ fn echo(mechanism: &str, size: usize, count: u64, handles: &[u32]) -> u32 {
             let (region, there, back) =
                 (Handle(handles[0]), Handle(handles[1]), Handle(handles[2]));
             let shared = ipc::region_map(region, None, true).expect("map") as *mut u8;
-            for _ in 0..count {
-                ipc::semaphore_wait(there, Deadline::Forever).expect("wait");
+            ipc::semaphore_wait(there, Deadline::Forever).expect("wait");
+            for round in 0..count {
                 // SAFETY: our mapping of the shared page, our turn.
                 unsafe {
                     core::ptr::copy_nonoverlapping(shared, buffer.as_mut_ptr(), size);
                     core::ptr::copy_nonoverlapping(buffer.as_ptr(), shared, size);
                 }
-                ipc::semaphore_post(back).expect("post");
+                // Hand the answer back and wait for the next message in one
+                // call; after the last, only hand it back.
+                if round + 1 < count {
+                    ipc::semaphore_post_wait(back, there, Deadline::Forever)
+                        .expect("post and wait");
+                } else {
+                    ipc::semaphore_post(back).expect("post");
+                }
             }
         }
         _ => return 2,

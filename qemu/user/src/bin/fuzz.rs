@@ -499,6 +499,7 @@ const ALL_NUMBERS: &[u64] = &[
     number::SEMAPHORE_CREATE,
     number::SEMAPHORE_WAIT,
     number::SEMAPHORE_POST,
+    number::SEMAPHORE_POST_WAIT,
     number::NOTIFICATION_CREATE,
     number::NOTIFICATION_SIGNAL,
     number::NOTIFICATION_WAIT,
@@ -1288,6 +1289,11 @@ impl Fuzzer {
                     Kind::Notification
                 });
                 a[1] = self.deadline();
+            }
+            number::SEMAPHORE_POST_WAIT => {
+                a[0] = self.handle(Kind::Semaphore);
+                a[1] = self.handle(Kind::Semaphore);
+                a[2] = self.deadline();
             }
             number::NOTIFICATION_SIGNAL => {
                 a[0] = self.handle(Kind::Notification);
