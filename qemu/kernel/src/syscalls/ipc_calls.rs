@@ -462,6 +462,97 @@ fn mailbox_reply_receive(
     })
 }
 
+/// The calls a stream of messages makes over and over (pipe and queue reads
+/// and writes, semaphore waits and posts): routed here straight from the
+/// dispatcher (see `syscalls::entry::handle`), so they do not pay for
+/// [`handle`]'s large frame and long match.
+#[inline(never)]
+pub fn stream_calls(
+    system: &mut System,
+    caller: ProcessId,
+    number: u64,
+    arguments: [u64; 6],
+) -> Flow {
+    match stream_call(system, caller, number, arguments) {
+        Ok(flow) => flow,
+        Err(error) => result(Err(error)),
+    }
+}
+
+#[inline(always)]
+fn stream_call(
+    system: &mut System,
+    caller: ProcessId,
+    number: u64,
+    [a0, a1, a2, a3, a4, _]: [u64; 6],
+) -> Result<Flow, Error> {
+    let System { ipc, processes } = &mut *system;
+    let mut host = KernelHost { processes };
+    let flow = match number {
+        number::PIPE_READ => {
+            let (pipe, buffer) = (handle_from(a0)?, slice(a1, a2)?);
+            let answer = measured!(Kipc, {
+                ipc.pipe_read(caller, pipe, buffer, blocking(a3), &mut host)
+            });
+            return Ok(outcome(system, caller, answer, |length| {
+                value(length as u64)
+            }));
+        }
+        number::PIPE_WRITE => {
+            let (pipe, data) = (handle_from(a0)?, slice(a1, a2)?);
+            let answer = measured!(Kipc, {
+                ipc.pipe_write(caller, pipe, data, blocking(a3), &mut host)
+            });
+            return Ok(outcome(system, caller, answer, |length| {
+                value(length as u64)
+            }));
+        }
+        number::MQUEUE_SEND => {
+            let priority = u8::try_from(a3).map_err(|_| Error::InvalidArgument)?;
+            let answer = ipc.mqueue_send(
+                caller,
+                handle_from(a0)?,
+                slice(a1, a2)?,
+                priority,
+                blocking(a4),
+                &mut host,
+            );
+            return Ok(outcome(system, caller, answer, |()| value(0)));
+        }
+        number::MQUEUE_RECEIVE => {
+            let answer = ipc.mqueue_receive(
+                caller,
+                handle_from(a0)?,
+                slice(a1, a2)?,
+                blocking(a3),
+                &mut host,
+            );
+            return Ok(outcome(system, caller, answer, |message| {
+                Flow::Return(
+                    kipc_abi::encode(Ok(message.length as u64)),
+                    Some(u64::from(message.priority)),
+                    None,
+                )
+            }));
+        }
+        number::SEMAPHORE_WAIT => {
+            let semaphore = handle_from(a0)?;
+            let answer = measured!(
+                Kipc,
+                ipc.semaphore_wait(caller, semaphore, blocking(a1), &mut host)
+            );
+            return Ok(outcome(system, caller, answer, |()| value(0)));
+        }
+        number::SEMAPHORE_POST => {
+            let semaphore = handle_from(a0)?;
+            measured!(Kipc, ipc.semaphore_post(caller, semaphore, &mut host))?;
+            value(0)
+        }
+        _ => return Err(Error::InvalidArgument),
+    };
+    Ok(flow)
+}
+
 /// Handles every system call number that is not a process call.
 pub fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 6]) -> Flow {
     match call(system, caller, number, arguments) {
@@ -577,24 +668,6 @@ fn call(
                 None,
             )
         }
-        number::PIPE_READ => {
-            let (pipe, buffer) = (handle_from(a0)?, slice(a1, a2)?);
-            let answer = measured!(Kipc, {
-                ipc.pipe_read(caller, pipe, buffer, blocking(a3), &mut host)
-            });
-            return Ok(outcome(system, caller, answer, |length| {
-                value(length as u64)
-            }));
-        }
-        number::PIPE_WRITE => {
-            let (pipe, data) = (handle_from(a0)?, slice(a1, a2)?);
-            let answer = measured!(Kipc, {
-                ipc.pipe_write(caller, pipe, data, blocking(a3), &mut host)
-            });
-            return Ok(outcome(system, caller, answer, |length| {
-                value(length as u64)
-            }));
-        }
         number::FIFO_CREATE => {
             let name = name(host.processes_space(caller), a0, a1)?;
             ipc.fifo_create(caller, &name)?;
@@ -643,34 +716,6 @@ fn call(
             ipc.mqueue_unlink(caller, &name)?;
             value(0)
         }
-        number::MQUEUE_SEND => {
-            let priority = u8::try_from(a3).map_err(|_| Error::InvalidArgument)?;
-            let answer = ipc.mqueue_send(
-                caller,
-                handle_from(a0)?,
-                slice(a1, a2)?,
-                priority,
-                blocking(a4),
-                &mut host,
-            );
-            return Ok(outcome(system, caller, answer, |()| value(0)));
-        }
-        number::MQUEUE_RECEIVE => {
-            let answer = ipc.mqueue_receive(
-                caller,
-                handle_from(a0)?,
-                slice(a1, a2)?,
-                blocking(a3),
-                &mut host,
-            );
-            return Ok(outcome(system, caller, answer, |message| {
-                Flow::Return(
-                    kipc_abi::encode(Ok(message.length as u64)),
-                    Some(u64::from(message.priority)),
-                    None,
-                )
-            }));
-        }
         number::MQUEUE_ATTRIBUTES => {
             let attributes = ipc.mqueue_attributes(caller, handle_from(a0)?)?;
             Flow::Return(
@@ -712,19 +757,6 @@ fn call(
         number::SEMAPHORE_CREATE => {
             let initial = u32::try_from(a0).map_err(|_| Error::InvalidArgument)?;
             value(u64::from(ipc.semaphore_create(caller, initial)?.into_raw()))
-        }
-        number::SEMAPHORE_WAIT => {
-            let semaphore = handle_from(a0)?;
-            let answer = measured!(
-                Kipc,
-                ipc.semaphore_wait(caller, semaphore, blocking(a1), &mut host)
-            );
-            return Ok(outcome(system, caller, answer, |()| value(0)));
-        }
-        number::SEMAPHORE_POST => {
-            let semaphore = handle_from(a0)?;
-            measured!(Kipc, ipc.semaphore_post(caller, semaphore, &mut host))?;
-            value(0)
         }
         number::SEMAPHORE_POST_WAIT => {
             return Ok(semaphore_post_wait(system, caller, [a0, a1, a2]));
