@@ -73,6 +73,13 @@ impl kipc::UserMemory for KernelHost<'_> {
         if message_registers::starts_in_window(source.address())
             || message_registers::starts_in_window(destination.address())
         {
+            if source.address() == MESSAGE_REGISTERS_ADDRESS
+                && destination.address() == MESSAGE_REGISTERS_ADDRESS
+                && length <= MESSAGE_REGISTER_BYTES
+            {
+                // A short call or reply to a short receiver: frame to frame.
+                return self.move_registers(from, to, length);
+            }
             return self.copy_through_registers(from, source, to, destination);
         }
         let from_space = self.space(from)?;
@@ -137,9 +144,22 @@ impl KernelHost<'_> {
         Ok(())
     }
 
-    /// A user-to-user copy with message registers on one side or both: at
-    /// most 64 bytes. Register to register (a short call or reply) moves
-    /// whole words; the rest goes through a buffer on the kernel stack.
+    /// The first `length` bytes (at most 64) of `from`'s message registers
+    /// into `to`'s: whole words, the bytes past the message kept.
+    #[inline(always)]
+    fn move_registers(&self, from: ProcessId, to: ProcessId, length: usize) -> Result<(), Fault> {
+        let (source, destination) = (self.frame(from)?, self.frame(to)?);
+        // SAFETY: see `frame`; the two frames are distinct or the same, and
+        // each is only read or written through one reference at a time.
+        let words = message_registers::get(unsafe { &*source });
+        // SAFETY: as above.
+        message_registers::set_prefix(unsafe { &mut *destination }, &words, length);
+        Ok(())
+    }
+
+    /// A user-to-user copy with message registers on one side (both sides
+    /// at the window's start is [`KernelHost::move_registers`]): at most 64
+    /// bytes, through a buffer on the kernel stack.
     #[inline(never)]
     fn copy_through_registers(
         &mut self,
@@ -149,18 +169,6 @@ impl KernelHost<'_> {
         destination: UserSlice,
     ) -> Result<(), Fault> {
         let length = source.len();
-        if source.address() == MESSAGE_REGISTERS_ADDRESS
-            && destination.address() == MESSAGE_REGISTERS_ADDRESS
-            && length <= MESSAGE_REGISTER_BYTES
-        {
-            let (source, destination) = (self.frame(from)?, self.frame(to)?);
-            // SAFETY: see `frame`; the two frames are distinct or the same,
-            // and each is only read or written through one reference at a time.
-            let words = message_registers::get(unsafe { &*source });
-            // SAFETY: as above.
-            message_registers::set_prefix(unsafe { &mut *destination }, &words, length);
-            return Ok(());
-        }
         if length > MESSAGE_REGISTER_BYTES {
             // One side is in the window, so the other would overflow it, or is
             // memory in the never-mapped first page.
