@@ -377,6 +377,31 @@ fn restart_table() {
     );
     check!(wait(poster) == Ok(0), "poster");
     ipc::close(semaphore).expect("close");
+
+    // A post-and-wait parks as the wait it has become: run again after the
+    // handler, it waits without posting a second unit.
+    let (given, turn) = (
+        ipc::semaphore_create(0).expect("semaphore"),
+        ipc::semaphore_create(0).expect("semaphore"),
+    );
+    let poster = start_role("post-later", &[turn]);
+    under_alarm(
+        "semaphore post and wait, restarted",
+        "Ok: posted once, then the unit posted after the signal",
+        |result| result.is_ok(),
+        || ipc::semaphore_post_wait(given, turn, Deadline::Forever),
+    );
+    check!(
+        ipc::semaphore_wait(given, Deadline::NoWait).is_ok()
+            && with_code(
+                ipc::semaphore_wait(given, Deadline::NoWait),
+                ErrorCode::WouldBlock
+            ),
+        "the restarted post-and-wait posted more than once"
+    );
+    check!(wait(poster) == Ok(0), "poster");
+    ipc::close(given).expect("close");
+    ipc::close(turn).expect("close");
     signal::catch(Signal::SIGALRM, count, 0).expect("sigaction");
 }
 
