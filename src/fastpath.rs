@@ -7,21 +7,25 @@
 //!   gets its reply handle, and the caller waits for the reply.
 //! * [`Ipc::mailbox_reply_receive_fast`]: a server answering a caller that waits
 //!   for its reply, then waiting for the next call on a mailbox that holds none.
+//! * [`Ipc::semaphore_post_wait_fast`]: a post whose unit goes to a waiting peer,
+//!   then a wait on a semaphore with no unit (the shared-memory ping-pong's turn).
 //!
 //! Each either does *exactly* what the general call ([`Ipc::mailbox_call`],
-//! [`Ipc::mailbox_reply_receive`]) would do in that case — the same checks, the
-//! same copy, the same ledger counts, the same handles, wait records and blocking
-//! order — or returns `None` having changed nothing, and the host makes the general
-//! call, which stays the reference. The one difference is how the woken process
-//! learns its result: instead of reporting it through [`crate::Wake::wake`], the
-//! fast path returns it as a [`Handoff`], so a kernel can write the result registers
+//! [`Ipc::mailbox_reply_receive`], [`Ipc::semaphore_post_wait`]) would do in that
+//! case — the same checks, the same copy, the same ledger counts, the same handles,
+//! wait records and blocking order — or returns `None` having changed nothing, and
+//! the host makes the general call, which stays the reference. The one difference
+//! is how the woken process learns its result: instead of reporting it through
+//! [`crate::Wake::wake`], the fast path returns it (a [`Handoff`] for a message,
+//! the process for a semaphore unit), so a kernel can write the result registers
 //! and switch to that process directly, without a ready queue in between.
-//! `tests/core_fastpath.rs` checks the equivalence, step by step, against the general
-//! path on random sequences of mailbox operations.
+//! `tests/core_fastpath.rs` checks the equivalence, step by step, against the
+//! general path on random sequences of mailbox and semaphore operations.
 //!
 //! The fast path takes no handles (a message that moves handles takes the general
 //! path) and never completes at once (a call always waits; a reply-receive that finds
-//! a message queued takes the general path).
+//! a message queued, or a post-and-wait whose semaphore has a unit, takes the
+//! general path).
 
 use crate::accounting::Mechanism;
 use crate::handle::Handle;
@@ -119,15 +123,9 @@ impl<
             return None;
         }
         // The longest-waiting receiver on this mailbox (`oldest_waiter`, inlined).
-        let (receiver, buffer) = self.waiting.iter().find_map(|&slot| {
-            let process = &self.processes[usize::from(slot)];
-            match process.wait.as_ref().filter(|_| process.live)?.on {
-                WaitOn::MailboxReceive { mailbox, buffer } if mailbox == key => Some((
-                    ProcessId::new(usize::from(slot), process.generation),
-                    buffer,
-                )),
-                _ => None,
-            }
+        let (place, receiver, buffer) = self.fast_waiter(|on| match *on {
+            WaitOn::MailboxReceive { mailbox, buffer } if mailbox == key => Some(buffer),
+            _ => None,
         })?;
         // Room for the message and the reply handle, as the general path checks.
         if buffer.len() < payload.len() || self.process(receiver).ok()?.handles.free() < 1 {
@@ -150,7 +148,7 @@ impl<
         let reply = self
             .install_moved(receiver, self.reply_capability(caller, token))
             .ok();
-        self.end_wait(receiver);
+        self.end_wait_at(place, receiver);
         let _ = self.record_wait(
             caller,
             WaitOn::Reply {
@@ -264,6 +262,102 @@ impl<
                 reply: None,
             },
         })
+    }
+
+    /// [`Ipc::semaphore_post_wait`] when the post's unit goes straight to a process
+    /// waiting on `post` and the caller then waits on `wait`, which has no unit:
+    /// returns the process that got the unit (resume it with
+    /// `Completed(Acquired)`, the wake-up the general call would have reported);
+    /// the caller waits (the general call's `Outcome::Blocked`). `None` (nothing
+    /// changed) in every other case, including every error: the general call then
+    /// runs.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use kipc::*;
+    /// # #[allow(unused)]
+    /// # fn example(ipc: &mut DefaultIpc, host: &mut impl Host, caller: ProcessId, peer_turn: Handle, my_turn: Handle) -> Result<(), Error> {
+    /// match ipc.semaphore_post_wait_fast(caller, peer_turn, my_turn, Blocking::Forever, host) {
+    ///     Some(peer) => host.wake(peer, Wakeup::Completed(Completion::Acquired)),
+    ///     None => {
+    ///         ipc.semaphore_post_wait(caller, peer_turn, my_turn, Blocking::Forever, host)?;
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[inline(always)]
+    pub fn semaphore_post_wait_fast<H: Host>(
+        &mut self,
+        caller: ProcessId,
+        post: Handle,
+        wait: Handle,
+        blocking: Blocking,
+        host: &mut H,
+    ) -> Option<ProcessId> {
+        match blocking {
+            Blocking::NonBlocking => return None,
+            Blocking::Until(deadline) if host.now() >= deadline => return None,
+            _ => {}
+        }
+        let ObjectRef::Semaphore(wait_key) = self
+            .fast_lookup(caller, wait, ObjectKind::Semaphore, Rights::WAIT)?
+            .object
+        else {
+            return None;
+        };
+        let ObjectRef::Semaphore(post_key) = self
+            .fast_lookup(caller, post, ObjectKind::Semaphore, Rights::SIGNAL)?
+            .object
+        else {
+            return None;
+        };
+        // The unit goes to the longest waiter on `post`, so no count changes:
+        // the caller waits if `wait` has none now.
+        if self.semaphores.get(wait_key)?.count != 0 {
+            return None;
+        }
+        let (place, waiter, ()) = self.fast_waiter(|on| match *on {
+            WaitOn::Semaphore(key) if key == post_key => Some(()),
+            _ => None,
+        })?;
+        if waiter == caller {
+            return None;
+        }
+        self.end_wait_at(place, waiter);
+        let _ = self.record_wait(caller, WaitOn::Semaphore(wait_key), blocking.deadline());
+        Some(waiter)
+    }
+
+    /// The longest waiter whose wait `matches` accepts (`oldest_waiter`, inlined):
+    /// its place in the blocking order, its id, and what `matches` took from its
+    /// wait.
+    #[inline(always)]
+    fn fast_waiter<T>(
+        &self,
+        matches: impl Fn(&WaitOn) -> Option<T>,
+    ) -> Option<(usize, ProcessId, T)> {
+        for (place, &slot) in self.waiting.iter().enumerate() {
+            let process = &self.processes[usize::from(slot)];
+            if let Some(wait) = process.wait.as_ref().filter(|_| process.live)
+                && let Some(found) = matches(&wait.on)
+            {
+                let id = ProcessId::new(usize::from(slot), process.generation);
+                return Some((place, id, found));
+            }
+        }
+        None
+    }
+
+    /// Ends the wait of `process`, found at `place` in the blocking order by
+    /// [`Ipc::fast_waiter`] (`end_wait` without searching for it again).
+    #[inline(always)]
+    fn end_wait_at(&mut self, place: usize, process: ProcessId) {
+        self.processes[process.slot()].wait = None;
+        for next in place + 1..self.waiting.len() {
+            self.waiting[next - 1] = self.waiting[next];
+        }
+        self.waiting.pop();
     }
 
     /// [`Ipc::lookup`] inlined, for the fast path: the capability behind `handle`

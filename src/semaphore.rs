@@ -19,7 +19,7 @@ use crate::wait::{Blocking, Completion, Outcome, WaitOn, Wake, Wakeup};
 
 /// A semaphore's count.
 pub(crate) struct Semaphore {
-    count: u32,
+    pub(crate) count: u32,
 }
 
 impl Object for Semaphore {

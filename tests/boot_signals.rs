@@ -34,6 +34,7 @@ fn signals_interrupt_every_blocking_call_and_handlers_run_in_user_mode() {
         "queue receive, restarted               -> Ok",
         "semaphore wait, restarted              -> Ok",
         "semaphore post and wait, restarted     -> Ok: posted once",
+        "semaphore post and wait (fast path), restarted -> Ok: posted once",
         "signals: an alarm woke a paused process",
         "killed: SIGPIPE (its default action)",
         "the reader of its other pipe saw end of file",

@@ -1,14 +1,16 @@
-//! The mailbox fast path against the general path it shortcuts.
+//! The fast paths against the general paths they shortcut.
 //!
-//! Two identical simulated systems run the same random sequence of mailbox operations
-//! (calls, reply-receives, plain sends and receives, reply handles dropped, deadlines
-//! passing, processes exiting) from two servers and three clients, with good, small and
-//! faulting buffers. System A always makes the general calls. System B tries
-//! `mailbox_call_fast` / `mailbox_reply_receive_fast` first and makes the general call
-//! only when they decline, turning a `Handoff` into the wake-up the general path
-//! reports. After every step the two must agree on everything observable: the call's
+//! Two identical simulated systems run the same random sequence of mailbox and
+//! semaphore operations (calls, reply-receives, plain sends and receives, reply handles
+//! dropped, posts, waits and post-and-waits, deadlines passing, processes exiting) from
+//! two servers and three clients, with good, small and faulting buffers. System A
+//! always makes the general calls. System B tries `mailbox_call_fast` /
+//! `mailbox_reply_receive_fast` / `semaphore_post_wait_fast` first and makes the
+//! general call only when they decline, turning what they return into the wake-up the
+//! general path reports. After every step the two must agree on everything observable: the call's
 //! result, the wake-ups, the ledger, `usage()`, who waits, every handle ever issued
-//! (kind, rights, badge) and the bytes in every process's buffers.
+//! (kind, rights, badge), every semaphore's units and the bytes in every process's
+//! buffers.
 
 mod sim;
 
@@ -23,6 +25,7 @@ const SERVERS: usize = 2;
 const CLIENTS: usize = 3;
 const PROCESSES: usize = SERVERS + CLIENTS;
 const MAILBOXES: usize = 2;
+const SEMAPHORES: usize = 2;
 
 /// Where each process keeps its buffers (all in its private memory).
 const RECEIVE_AT: u64 = PRIVATE_BASE;
@@ -85,6 +88,22 @@ enum Op {
     Exit {
         process: usize,
     },
+    PostWait {
+        process: usize,
+        post: usize,
+        wait: usize,
+        when: When,
+        forged: bool,
+    },
+    Post {
+        process: usize,
+        semaphore: usize,
+    },
+    Wait {
+        process: usize,
+        semaphore: usize,
+        when: When,
+    },
 }
 
 fn buf() -> impl Strategy<Value = Buf> {
@@ -119,6 +138,14 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..SERVERS).prop_map(|server| Op::DropReply { server }),
         1 => (1u64..3).prop_map(Op::Tick),
         1 => (0..PROCESSES).prop_map(|process| Op::Exit { process }),
+        6 => (0..PROCESSES, 0..SEMAPHORES, 0..SEMAPHORES, when(), prop::bool::weighted(0.05))
+            .prop_map(|(process, post, wait, when, forged)| Op::PostWait {
+                process, post, wait, when, forged,
+            }),
+        2 => (0..PROCESSES, 0..SEMAPHORES)
+            .prop_map(|(process, semaphore)| Op::Post { process, semaphore }),
+        3 => (0..PROCESSES, 0..SEMAPHORES, when())
+            .prop_map(|(process, semaphore, when)| Op::Wait { process, semaphore, when }),
     ]
 }
 
@@ -133,6 +160,8 @@ struct Side {
     /// `mailboxes[p][m]`: process `p`'s handle to mailbox `m` (servers: receive and
     /// send; clients: a badged send handle).
     mailboxes: Vec<Vec<Handle>>,
+    /// `semaphores[p][s]`: process `p`'s handle to semaphore `s` (post and wait).
+    semaphores: Vec<Vec<Handle>>,
     /// The reply handle each process last received (servers answer through it).
     replies: Vec<Option<Handle>>,
     /// Every handle value a process was ever given.
@@ -169,7 +198,24 @@ impl Side {
                 mailboxes[SERVERS + client].push(granted);
             }
         }
-        let issued = mailboxes.clone();
+        let mut semaphores = vec![Vec::new(); PROCESSES];
+        for _ in 0..SEMAPHORES {
+            let owner = pids[0];
+            let handle = system.ipc.semaphore_create(owner, 0).unwrap();
+            semaphores[0].push(handle);
+            for (process, pid) in pids.iter().enumerate().skip(1) {
+                let granted = system
+                    .ipc
+                    .handle_grant(owner, handle, *pid, Rights::SIGNAL | Rights::WAIT)
+                    .unwrap();
+                semaphores[process].push(granted);
+            }
+        }
+        let issued = mailboxes
+            .iter()
+            .zip(&semaphores)
+            .map(|(m, s)| m.iter().chain(s).copied().collect())
+            .collect();
         Side {
             system,
             fast,
@@ -177,6 +223,7 @@ impl Side {
             pids,
             exited: vec![false; PROCESSES],
             mailboxes,
+            semaphores,
             replies: vec![None; PROCESSES],
             issued,
         }
@@ -238,7 +285,10 @@ impl Side {
             Op::ReplyReceive { server, .. }
             | Op::Receive { server, .. }
             | Op::DropReply { server } => *server,
-            Op::Exit { process } => *process,
+            Op::Exit { process }
+            | Op::PostWait { process, .. }
+            | Op::Post { process, .. }
+            | Op::Wait { process, .. } => *process,
             Op::Tick(_) => usize::MAX,
         };
         if actor != usize::MAX
@@ -356,6 +406,51 @@ impl Side {
                 let now = machine.now;
                 return format!("expired {}", ipc.expire(now, machine));
             }
+            Op::PostWait {
+                process,
+                post,
+                wait,
+                when,
+                forged,
+            } => {
+                let post = self.semaphores[process][post];
+                let wait = if forged {
+                    Handle::from_raw(0x7777)
+                } else {
+                    self.semaphores[process][wait]
+                };
+                let blocking = self.blocking(when);
+                let pid = self.pids[process];
+                let System { ipc, machine, .. } = &mut self.system;
+                let answer = if self.fast
+                    && let Some(peer) =
+                        ipc.semaphore_post_wait_fast(pid, post, wait, blocking, machine)
+                {
+                    self.handoffs += 1;
+                    machine.wake(peer, Wakeup::Completed(Completion::Acquired));
+                    Ok(Outcome::Blocked)
+                } else {
+                    ipc.semaphore_post_wait(pid, post, wait, blocking, machine)
+                };
+                return format!("{answer:?}");
+            }
+            Op::Post { process, semaphore } => {
+                let handle = self.semaphores[process][semaphore];
+                let pid = self.pids[process];
+                let System { ipc, machine, .. } = &mut self.system;
+                return format!("{:?}", ipc.semaphore_post(pid, handle, machine));
+            }
+            Op::Wait {
+                process,
+                semaphore,
+                when,
+            } => {
+                let handle = self.semaphores[process][semaphore];
+                let blocking = self.blocking(when);
+                let pid = self.pids[process];
+                let System { ipc, machine, .. } = &mut self.system;
+                return format!("{:?}", ipc.semaphore_wait(pid, handle, blocking, machine));
+            }
             Op::Exit { process } => {
                 self.exited[process] = true;
                 let pid = self.pids[process];
@@ -386,6 +481,11 @@ impl Side {
     fn observe(&self) -> String {
         let ipc = &self.system.ipc;
         let mut seen = format!("{:?}\n{:?}\n", ipc.ledger(), ipc.usage());
+        for (process, pid) in self.pids.iter().enumerate() {
+            for handle in &self.semaphores[process] {
+                seen += &format!("units {:?}\n", ipc.semaphore_count(*pid, *handle));
+            }
+        }
         for (process, pid) in self.pids.iter().enumerate() {
             seen += &format!("{process} waiting {}\n", ipc.is_waiting(*pid));
             for handle in &self.issued[process] {
@@ -523,4 +623,35 @@ fn a_round_trip_loop_takes_the_fast_path_every_time() {
         .global()
         .copies(Mechanism::Mailbox, Direction::UserToUser);
     assert_eq!((copies.operations, copies.bytes), (200, 100 * 48));
+}
+
+/// A shared-memory ping-pong: every turn after the first takes the semaphore fast
+/// path, and both systems end the same.
+#[test]
+fn a_semaphore_ping_pong_takes_the_fast_path_every_turn() {
+    let mut fast = Side::new(true);
+    let mut general = Side::new(false);
+    let first = Op::Wait {
+        process: 3,
+        semaphore: 0,
+        when: When::Forever,
+    };
+    let turn = |process: usize, post: usize| Op::PostWait {
+        process,
+        post,
+        wait: 1 - post,
+        when: When::Forever,
+        forged: false,
+    };
+    for side in [&mut fast, &mut general] {
+        assert_eq!(side.run(&first), "Ok(Blocked)");
+        for _ in 0..50 {
+            assert_eq!(side.run(&turn(2, 0)), "Ok(Blocked)");
+            side.wakes();
+            assert_eq!(side.run(&turn(3, 1)), "Ok(Blocked)");
+            side.wakes();
+        }
+    }
+    assert_eq!(fast.handoffs, 100);
+    assert_eq!(fast.observe(), general.observe());
 }

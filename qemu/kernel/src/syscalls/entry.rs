@@ -22,22 +22,23 @@ use crate::processes::table::{COUNTERS, SYSTEM, System};
 use crate::processes::{scheduler, signals};
 
 /// Handles one system call; returns the frame to resume. The mailbox calls
-/// and reply-receives try the fast path first (see [`fast_path`]).
+/// and reply-receives and the semaphore post-and-wait try the fast path
+/// first (see [`fast_path`]).
 pub fn dispatch(frame: *mut TrapFrame) -> *mut TrapFrame {
     // SAFETY: the frame the entry stub just pushed on the caller's stack.
     let number = unsafe { (*frame).rax };
     // Both ways are tail calls: the other calls pay one test, no frame.
     if fast_path::candidate(number) {
-        return dispatch_mailbox(frame);
+        return dispatch_fast(frame);
     }
     dispatch_general(frame)
 }
 
-/// A mailbox call or reply-receive: the fast path, or if it declines the
-/// general dispatcher.
+/// A mailbox call or reply-receive, or a semaphore post-and-wait: the fast
+/// path, or if it declines the general dispatcher.
 #[inline(never)]
-fn dispatch_mailbox(frame: *mut TrapFrame) -> *mut TrapFrame {
-    fast_path::mailbox_call(frame).unwrap_or_else(|| dispatch_general(frame))
+fn dispatch_fast(frame: *mut TrapFrame) -> *mut TrapFrame {
+    fast_path::call(frame).unwrap_or_else(|| dispatch_general(frame))
 }
 
 /// Every call the fast path does not take.

@@ -1,45 +1,51 @@
-//! The mailbox fast path: a call handed straight to the server waiting for
-//! it, and a reply handed straight to the caller waiting for it, each
-//! followed by a switch to the process that got the message (after seL4's
-//! `fastpath_call` and `fastpath_reply_recv`).
+//! The fast path: a call handed straight to the server waiting for it, a
+//! reply handed straight to the caller waiting for it, and a semaphore unit
+//! handed straight to the process waiting for it, each followed by a switch
+//! to the process that got it (after seL4's `fastpath_call` and
+//! `fastpath_reply_recv`).
 //!
-//! [`mailbox_call`] runs before the general dispatcher for the mailbox calls
-//! and reply-receives, with their messages in memory (36 and 38) or in the
-//! message registers (39 and 40). It checks the arguments the general call
-//! would (the handle array's page, a reply's length) and asks kipc's fast
-//! path ([`kipc::Ipc::mailbox_call_fast`],
-//! [`kipc::Ipc::mailbox_reply_receive_fast`]), which either does exactly what
-//! the general call would do (same checks, copy, ledger counts, handles and
-//! waits; `tests/core_fastpath.rs` holds it to that) or declines having
-//! changed nothing. On a hand-off the kernel writes the woken process's result
-//! registers as any wake-up does ([`crate::processes::resume`]), parks the
-//! caller as the general call would, and puts the woken process on the CPU
-//! without the ready queue when nobody else is ready
+//! [`call`] runs before the general dispatcher for the mailbox calls and
+//! reply-receives, with their messages in memory (36 and 38) or in the
+//! message registers (39 and 40), and for the semaphore post-and-wait (102).
+//! It checks the arguments the general call would (the handle array's page, a
+//! reply's length) and asks kipc's fast path
+//! ([`kipc::Ipc::mailbox_call_fast`],
+//! [`kipc::Ipc::mailbox_reply_receive_fast`],
+//! [`kipc::Ipc::semaphore_post_wait_fast`]), which either does exactly what
+//! the general call would do (same checks, copy, ledger counts, handles,
+//! units and waits; `tests/core_fastpath.rs` holds it to that) or declines
+//! having changed nothing. On a hand-off the kernel writes the woken
+//! process's result registers as any wake-up does
+//! ([`crate::processes::resume`]), parks the caller as the general call would
+//! (as the receive or the wait it has become), and puts the woken process on
+//! the CPU without the ready queue when nobody else is ready
 //! ([`scheduler::hand_to`]). What it skips is the general path's machinery:
 //! the second decoding, the `Outcome` plumbing, the wake-up through kipc's
 //! host and the queue. When kipc declines (no peer waiting, a message queued,
-//! handles to send, an error to report, ...) the general dispatcher runs the
-//! call from the start, so every error and every slow case is the general
-//! path's.
+//! a unit to take, handles to send, an error to report, ...) the general
+//! dispatcher runs the call from the start, so every error and every slow
+//! case is the general path's.
 
 use core::sync::atomic::Ordering;
 
-use kipc::{Blocking, Handle, UserSlice};
+use kipc::{Blocking, Completion, Handle, Handoff, ProcessId, UserSlice, Wakeup};
 use kipc_abi::{HandleArray, MESSAGE_REGISTER_BYTES, MESSAGE_REGISTERS_ADDRESS, number};
 use kipc_arch::interrupts::TrapFrame;
 
-use super::ipc_calls::{probe_handle_array, slice};
+use super::ipc_calls::{blocking, probe_handle_array, slice};
 use crate::processes::breakdown::{self, Phase, measured};
 use crate::processes::host::KernelHost;
 use crate::processes::table::{COUNTERS, SYSTEM, State, System};
 use crate::processes::{scheduler, signals};
 
-/// Whether `number` may be one of the four calls the fast path takes: the
-/// range from `MAILBOX_CALL` to `MAILBOX_REPLY_RECEIVE_SHORT`, one comparison
-/// (it also holds `MAILBOX_REPLY`, which [`mailbox_call`] declines at once).
+/// Whether `number` may be one of the five calls the fast path takes: the
+/// range from `MAILBOX_CALL` to `MAILBOX_REPLY_RECEIVE_SHORT` (it also holds
+/// `MAILBOX_REPLY`, which [`call`] declines at once) and
+/// `SEMAPHORE_POST_WAIT`.
 #[inline(always)]
 pub fn candidate(number: u64) -> bool {
     (number::MAILBOX_CALL..=number::MAILBOX_REPLY_RECEIVE_SHORT).contains(&number)
+        || number == number::SEMAPHORE_POST_WAIT
 }
 
 const _: () = assert!(
@@ -48,11 +54,11 @@ const _: () = assert!(
         && number::MAILBOX_CALL_SHORT + 1 == number::MAILBOX_REPLY_RECEIVE_SHORT
 );
 
-/// Runs the mailbox call or reply-receive in `frame` (its number in `rax`, a
-/// [`candidate`]) on the fast path and returns the frame to resume, or
-/// `None`, having changed nothing, when the general dispatcher must run it.
+/// Runs the call in `frame` (its number in `rax`, a [`candidate`]) on the
+/// fast path and returns the frame to resume, or `None`, having changed
+/// nothing, when the general dispatcher must run it.
 #[inline(always)]
-pub fn mailbox_call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
+pub fn call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
     let started = breakdown::start();
     let mut guard = SYSTEM.lock();
     let System { ipc, processes } = &mut *guard;
@@ -68,7 +74,21 @@ pub fn mailbox_call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
     };
     let mailbox = Handle::from_raw(u32::try_from(a0).ok()?);
     let mut host = KernelHost { processes };
-    let handoff = match number {
+    let (to, wakeup) = match number {
+        number::SEMAPHORE_POST_WAIT => {
+            let (post, wait) = (mailbox, Handle::from_raw(u32::try_from(a1).ok()?));
+            let peer = measured!(Kipc, {
+                ipc.semaphore_post_wait_fast(caller, post, wait, blocking(a2), &mut host)
+            })?;
+            // SAFETY: as above. Parked as the `semaphore_wait` it has become
+            // (see `ipc_calls::park_as_wait`).
+            unsafe {
+                (*frame).rax = number::SEMAPHORE_WAIT;
+                (*frame).rdi = a1;
+                (*frame).rsi = a2;
+            }
+            (peer, Wakeup::Completed(Completion::Acquired))
+        }
         number::MAILBOX_CALL_SHORT => {
             let payload = slice(MESSAGE_REGISTERS_ADDRESS, a1).ok()?;
             if payload.len() > MESSAGE_REGISTER_BYTES {
@@ -84,7 +104,8 @@ pub fn mailbox_call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
                     Blocking::Forever,
                     &mut host,
                 )
-            })?
+            })
+            .map(woken)?
         }
         number::MAILBOX_REPLY_RECEIVE_SHORT => {
             let (reply, length) = (a1 as u32, a1 >> 32);
@@ -108,7 +129,7 @@ pub fn mailbox_call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
             // it now. Parked as the receive it has become: a retry does not
             // reply twice.
             unsafe { (*frame).rsi = 0 };
-            handoff
+            woken(handoff)
         }
         number::MAILBOX_CALL => {
             // What the general call checks of the handle array, and that it
@@ -127,7 +148,8 @@ pub fn mailbox_call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
                     Blocking::Forever,
                     &mut host,
                 )
-            })?
+            })
+            .map(woken)?
         }
         number::MAILBOX_REPLY_RECEIVE => {
             let space = &host.processes.table[slot].as_ref()?.space;
@@ -154,7 +176,7 @@ pub fn mailbox_call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
                 (*frame).rax = number::MAILBOX_RECEIVE;
                 (*frame).r8 = kipc_abi::FOREVER;
             }
-            handoff
+            woken(handoff)
         }
         _ => return None,
     };
@@ -162,7 +184,7 @@ pub fn mailbox_call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
     COUNTERS.fast_path_handoffs.fetch_add(1, Ordering::Relaxed);
     // The woken process's result registers first, then the caller parks (the
     // general path's order: its wake-up happens inside the call).
-    let woken = processes.resume(handoff.to, &handoff.wakeup());
+    let woken = processes.resume(to, &wakeup);
     if let Some(process) = processes.table[slot].as_mut() {
         process.state = State::BlockedIpc;
     }
@@ -182,4 +204,10 @@ pub fn mailbox_call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
 #[inline(always)]
 fn registers() -> Option<UserSlice> {
     slice(MESSAGE_REGISTERS_ADDRESS, MESSAGE_REGISTER_BYTES as u64).ok()
+}
+
+/// A message hand-off as the process it went to and that process's wake-up.
+#[inline(always)]
+fn woken(handoff: Handoff) -> (ProcessId, Wakeup) {
+    (handoff.to, handoff.wakeup())
 }

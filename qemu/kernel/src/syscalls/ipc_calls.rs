@@ -38,7 +38,7 @@ pub(super) fn handle_from(raw: u64) -> Result<Handle, Error> {
 
 /// Converts a user deadline (ms since boot, or NO_WAIT / FOREVER) to kipc's
 /// blocking mode in timer ticks.
-fn blocking(deadline: u64) -> Blocking {
+pub(super) fn blocking(deadline: u64) -> Blocking {
     match deadline {
         kipc_abi::NO_WAIT => Blocking::NonBlocking,
         kipc_abi::FOREVER => Blocking::Forever,

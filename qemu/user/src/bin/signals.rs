@@ -400,6 +400,31 @@ fn restart_table() {
         "the restarted post-and-wait posted more than once"
     );
     check!(wait(poster) == Ok(0), "poster");
+
+    // The same on the fast path: the peer already waits for the unit, which
+    // goes straight to it, and the caller parks as the wait.
+    let peer = start_role("take-then-post", &[given, turn]);
+    kipc_user::sleep_ms(10);
+    let before = kipc_user::kernel_stats().expect("stats").fast_path_handoffs;
+    under_alarm(
+        "semaphore post and wait (fast path), restarted",
+        "Ok: posted once, then the unit posted after the signal",
+        |result| result.is_ok(),
+        || ipc::semaphore_post_wait(given, turn, Deadline::Forever),
+    );
+    let handoffs = kipc_user::kernel_stats().expect("stats").fast_path_handoffs - before;
+    check!(
+        handoffs == 1,
+        "{handoffs} fast path hand-offs for one post-and-wait"
+    );
+    check!(
+        with_code(
+            ipc::semaphore_wait(given, Deadline::NoWait),
+            ErrorCode::WouldBlock
+        ),
+        "the restarted post-and-wait posted more than once"
+    );
+    check!(wait(peer) == Ok(0), "peer");
     ipc::close(given).expect("close");
     ipc::close(turn).expect("close");
     signal::catch(Signal::SIGALRM, count, 0).expect("sigaction");
@@ -667,6 +692,13 @@ fn role(name: &str, handles: &[u32]) -> u32 {
         "post-later" => {
             kipc_user::sleep_ms(60);
             ipc::semaphore_post(handle(0)).map_or(1, |_| 0)
+        }
+        "take-then-post" => {
+            if ipc::semaphore_wait(handle(0), Deadline::Forever).is_err() {
+                return 1;
+            }
+            kipc_user::sleep_ms(60);
+            ipc::semaphore_post(handle(1)).map_or(2, |_| 0)
         }
         "sigpipe" => {
             let _ = ipc::write(handle(1), b"before", Deadline::Forever);
