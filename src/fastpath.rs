@@ -29,7 +29,7 @@
 
 use crate::accounting::Mechanism;
 use crate::handle::Handle;
-use crate::host::{Host, ProcessId};
+use crate::host::{Clock, Host, ProcessId};
 use crate::kernel::Ipc;
 use crate::object::{Capability, ObjectKind, ObjectRef};
 use crate::rights::Rights;
@@ -202,10 +202,8 @@ impl<
         host: &mut H,
     ) -> Option<Handoff> {
         // The receive half must wait: a deadline still ahead, no message queued.
-        match blocking {
-            Blocking::NonBlocking => return None,
-            Blocking::Until(deadline) if host.now() >= deadline => return None,
-            _ => {}
+        if !may_wait(blocking, host) {
+            return None;
         }
         let capability = self.fast_lookup(caller, mailbox, ObjectKind::Mailbox, Rights::READ)?;
         let ObjectRef::Mailbox(key) = capability.object else {
@@ -295,10 +293,8 @@ impl<
         blocking: Blocking,
         host: &mut H,
     ) -> Option<ProcessId> {
-        match blocking {
-            Blocking::NonBlocking => return None,
-            Blocking::Until(deadline) if host.now() >= deadline => return None,
-            _ => {}
+        if !may_wait(blocking, host) {
+            return None;
         }
         let ObjectRef::Semaphore(wait_key) = self
             .fast_lookup(caller, wait, ObjectKind::Semaphore, Rights::WAIT)?
@@ -372,5 +368,16 @@ impl<
     ) -> Option<Capability> {
         let capability = *self.process(caller).ok()?.handles.get(handle).ok()?;
         (capability.object.kind() == kind && capability.rights.allows(needed)).then_some(capability)
+    }
+}
+
+/// Whether a call with `blocking` may wait now (the general path's
+/// `WouldBlock` and `TimedOut` cases are left to it).
+#[inline(always)]
+fn may_wait<C: Clock + ?Sized>(blocking: Blocking, clock: &C) -> bool {
+    match blocking {
+        Blocking::NonBlocking => false,
+        Blocking::Until(deadline) => clock.now() < deadline,
+        Blocking::Forever => true,
     }
 }

@@ -1869,7 +1869,16 @@ impl Fuzz {
             Rights::SIGNAL
         );
         prop_assert_eq!(result, Ok(()));
-        let object = cap.object;
+        self.model_post(cap.object, wakes)
+    }
+
+    /// A post on semaphore `object` in the model: the unit goes to the longest
+    /// waiter (whose wake-up must be all of `wakes`), or onto the count.
+    fn model_post(
+        &mut self,
+        object: usize,
+        wakes: Vec<(ProcessId, Wakeup)>,
+    ) -> Result<(), TestCaseError> {
         match self.oldest_parked(|p| matches!(p, Park::Semaphore(o) if *o == object)) {
             Some((waiter, _)) => {
                 prop_assert_eq!(
@@ -1885,6 +1894,33 @@ impl Fuzz {
                 };
                 *count += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// A wait by `me` on semaphore `object` in the model, checked against `result`.
+    fn model_wait(
+        &mut self,
+        what: &str,
+        me: ProcessId,
+        object: usize,
+        block: bool,
+        result: &Result<Outcome<()>, Error>,
+    ) -> Result<(), TestCaseError> {
+        let State::Semaphore(count) = self.state(object) else {
+            unreachable!()
+        };
+        let expected = if *count > 0 {
+            *count -= 1;
+            Ok(Outcome::Done(()))
+        } else if block {
+            Ok(Outcome::Blocked)
+        } else {
+            Err(Error::WouldBlock)
+        };
+        prop_assert_eq!(result, &expected, "{}", what);
+        if *result == Ok(Outcome::Blocked) {
+            self.park(me, Park::Semaphore(object));
         }
         Ok(())
     }
@@ -1912,21 +1948,7 @@ impl Fuzz {
             Some(Kind::Semaphore),
             Rights::WAIT
         );
-        let State::Semaphore(count) = self.state(cap.object) else {
-            unreachable!()
-        };
-        let expected = if *count > 0 {
-            *count -= 1;
-            Ok(Outcome::Done(()))
-        } else if block {
-            Ok(Outcome::Blocked)
-        } else {
-            Err(Error::WouldBlock)
-        };
-        prop_assert_eq!(&result, &expected, "semaphore_wait");
-        if result == Ok(Outcome::Blocked) {
-            self.park(me, Park::Semaphore(cap.object));
-        }
+        self.model_wait("semaphore_wait", me, cap.object, block, &result)?;
         self.wakes(None)
     }
 
@@ -1966,39 +1988,8 @@ impl Fuzz {
             Some(Kind::Semaphore),
             Rights::SIGNAL
         );
-        let object = posted.object;
-        match self.oldest_parked(|p| matches!(p, Park::Semaphore(o) if *o == object)) {
-            Some((waiter, _)) => {
-                prop_assert_eq!(
-                    wakes,
-                    vec![(waiter, Wakeup::Completed(Completion::Acquired))]
-                );
-                self.process(waiter).parked = None;
-            }
-            None => {
-                prop_assert!(wakes.is_empty());
-                let State::Semaphore(count) = self.state(object) else {
-                    unreachable!()
-                };
-                *count += 1;
-            }
-        }
-        let State::Semaphore(count) = self.state(waited.object) else {
-            unreachable!()
-        };
-        let expected = if *count > 0 {
-            *count -= 1;
-            Ok(Outcome::Done(()))
-        } else if block {
-            Ok(Outcome::Blocked)
-        } else {
-            Err(Error::WouldBlock)
-        };
-        prop_assert_eq!(&result, &expected, "semaphore_post_wait");
-        if result == Ok(Outcome::Blocked) {
-            self.park(me, Park::Semaphore(waited.object));
-        }
-        Ok(())
+        self.model_post(posted.object, wakes)?;
+        self.model_wait("semaphore_post_wait", me, waited.object, block, &result)
     }
 
     fn signal(&mut self, me: ProcessId, handle: Handle, bits: u64) -> Result<(), TestCaseError> {
