@@ -78,7 +78,9 @@ static void pipe_round_trips(size_t size) {
     if (child < 0)
         fail("fork");
     if (child == 0) {
-        for (int i = 0; i <= ROUNDS; i++) {
+        /* The warm-up, the measured rounds, and one after the clock stops
+         * (so this process's exit is not measured). */
+        for (int i = 0; i <= ROUNDS + 1; i++) {
             read_all(there[0], message, size);
             write_all(back[1], message, size);
         }
@@ -93,6 +95,8 @@ static void pipe_round_trips(size_t size) {
         read_all(back[0], message, size);
     }
     uint64_t spent = instructions() - begin;
+    write_all(there[1], message, size);
+    read_all(back[0], message, size);
     waitpid(child, NULL, 0);
     close(there[0]), close(there[1]), close(back[0]), close(back[1]);
     printf("LINUX roundtrip pipe %zu %llu\n", size, (unsigned long long)(spent / ROUNDS));
@@ -110,7 +114,7 @@ static void mqueue_round_trips(size_t size) {
     if (child < 0)
         fail("fork");
     if (child == 0) {
-        for (int i = 0; i <= ROUNDS; i++) {
+        for (int i = 0; i <= ROUNDS + 1; i++) {
             if (mq_receive(there, message, CHUNK, NULL) < 0)
                 fail("mq_receive");
             if (mq_send(back, message, size, 0))
@@ -128,6 +132,8 @@ static void mqueue_round_trips(size_t size) {
             fail("mq_receive");
     }
     uint64_t spent = instructions() - begin;
+    if (mq_send(there, message, size, 0) || mq_receive(back, message, CHUNK, NULL) < 0)
+        fail("mq last round");
     waitpid(child, NULL, 0);
     mq_close(there), mq_close(back);
     mq_unlink("/there"), mq_unlink("/back");
@@ -155,7 +161,7 @@ static void shm_round_trips(size_t size) {
     if (child < 0)
         fail("fork");
     if (child == 0) {
-        for (int i = 0; i <= ROUNDS; i++) {
+        for (int i = 0; i <= ROUNDS + 1; i++) {
             sem_wait(&area->request);
             memcpy(message, area->data, size);
             memcpy(area->data, message, size);
@@ -174,6 +180,8 @@ static void shm_round_trips(size_t size) {
         memcpy(message, area->data, size);
     }
     uint64_t spent = instructions() - begin;
+    sem_post(&area->request);
+    sem_wait(&area->response);
     waitpid(child, NULL, 0);
     munmap(area, sizeof(struct shared));
     printf("LINUX roundtrip shm %zu %llu\n", size, (unsigned long long)(spent / ROUNDS));

@@ -233,7 +233,10 @@ fn latency(mechanism: &'static str, size: usize, round_trips: u64, split: bool) 
         *byte = index as u8;
     }
     let mut reply = [0u8; 4096];
-    let argument = echo_argument(mechanism, size, count);
+    // The echo peer answers one round more than is measured: the clock stops
+    // before that last round, so the peer's exit, which follows its last
+    // answer, falls outside the window.
+    let argument = echo_argument(mechanism, size, count + 1);
     let argument = argument.as_str();
     let (peer, channel, ours): (_, Option<Channel>, heapless::Vec<Handle, 4>) = match mechanism {
         "pipe" => {
@@ -329,13 +332,22 @@ fn latency(mechanism: &'static str, size: usize, round_trips: u64, split: bool) 
     let mut registers = [0u64; kipc_abi::MESSAGE_REGISTERS];
     let mut begin = 0;
     let mut syscalls_before = 0;
-    for round in 0..count {
+    let (mut instructions, mut phases, mut syscalls) = (0, None, 0);
+    for round in 0..=count {
         if round == WARM_UP {
             if split {
                 let _ = read_breakdown();
                 syscalls_before = kipc_user::kernel_stats().map_or(0, |stats| stats.syscalls);
             }
             begin = tsc();
+        }
+        if round == count {
+            instructions = tsc() - begin;
+            if split {
+                phases = Some(read_breakdown());
+                syscalls =
+                    kipc_user::kernel_stats().map_or(0, |stats| stats.syscalls) - syscalls_before;
+            }
         }
         match &channel {
             Some(channel) => {
@@ -356,14 +368,10 @@ fn latency(mechanism: &'static str, size: usize, round_trips: u64, split: bool) 
             }
         }
     }
-    let instructions = tsc() - begin;
     if mechanism == "mailbox-regs" {
         from_registers(&registers, &mut reply[..size]);
     }
-    if split {
-        let phases = read_breakdown();
-        let syscalls =
-            kipc_user::kernel_stats().map_or(0, |stats| stats.syscalls) - syscalls_before;
+    if let Some(phases) = phases {
         print_breakdown(mechanism, round_trips, instructions, &phases, syscalls);
     }
     check!(
