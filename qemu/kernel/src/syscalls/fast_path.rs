@@ -72,11 +72,12 @@ pub fn call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
         let f = &*frame;
         [f.rax, f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9]
     };
-    let mailbox = Handle::from_raw(u32::try_from(a0).ok()?);
+    // `rdi`: the mailbox, or the semaphore to post.
+    let target = Handle::from_raw(u32::try_from(a0).ok()?);
     let mut host = KernelHost { processes };
     let (to, wakeup) = match number {
         number::SEMAPHORE_POST_WAIT => {
-            let (post, wait) = (mailbox, Handle::from_raw(u32::try_from(a1).ok()?));
+            let (post, wait) = (target, Handle::from_raw(u32::try_from(a1).ok()?));
             let peer = measured!(Kipc, {
                 ipc.semaphore_post_wait_fast(caller, post, wait, blocking(a2), &mut host)
             })?;
@@ -98,7 +99,7 @@ pub fn call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
             measured!(Kipc, {
                 ipc.mailbox_call_fast(
                     caller,
-                    mailbox,
+                    target,
                     payload,
                     registers,
                     Blocking::Forever,
@@ -119,7 +120,7 @@ pub fn call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
                     caller,
                     Handle::from_raw(reply),
                     payload,
-                    mailbox,
+                    target,
                     registers,
                     Blocking::Forever,
                     &mut host,
@@ -140,14 +141,7 @@ pub fn call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
             }
             let (payload, reply) = (slice(a1, a2).ok()?, slice(a3, a4).ok()?);
             measured!(Kipc, {
-                ipc.mailbox_call_fast(
-                    caller,
-                    mailbox,
-                    payload,
-                    reply,
-                    Blocking::Forever,
-                    &mut host,
-                )
+                ipc.mailbox_call_fast(caller, target, payload, reply, Blocking::Forever, &mut host)
             })
             .map(woken)?
         }
@@ -164,7 +158,7 @@ pub fn call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
                     caller,
                     reply,
                     buffer.prefix(a5 as usize),
-                    mailbox,
+                    target,
                     buffer,
                     Blocking::Forever,
                     &mut host,
