@@ -91,12 +91,13 @@ fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 
         | number::MAILBOX_REPLY_RECEIVE_SHORT => {
             ipc_calls::mailbox_hot_path(system, caller, number, arguments)
         }
-        number::PIPE_READ
-        | number::PIPE_WRITE
-        | number::MQUEUE_SEND
-        | number::MQUEUE_RECEIVE
-        | number::SEMAPHORE_WAIT
-        | number::SEMAPHORE_POST => ipc_calls::stream_calls(system, caller, number, arguments),
+        number::PIPE_READ => ipc_calls::pipe_read(system, caller, arguments),
+        number::PIPE_WRITE => ipc_calls::pipe_write(system, caller, arguments),
+        number::MQUEUE_SEND => ipc_calls::mqueue_send(system, caller, arguments),
+        number::MQUEUE_RECEIVE => ipc_calls::mqueue_receive(system, caller, arguments),
+        number::SEMAPHORE_WAIT | number::SEMAPHORE_POST => {
+            ipc_calls::semaphore_calls(system, caller, number, arguments)
+        }
         number::EXIT..=number::BREAKDOWN => {
             process_calls::handle(system, caller, number, arguments)
         }

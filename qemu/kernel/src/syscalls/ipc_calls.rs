@@ -464,93 +464,106 @@ fn mailbox_reply_receive(
 
 /// The calls a stream of messages makes over and over (pipe and queue reads
 /// and writes, semaphore waits and posts): routed here straight from the
-/// dispatcher (see `syscalls::entry::handle`), so they do not pay for
-/// [`handle`]'s large frame and long match.
+/// dispatcher (see `syscalls::entry::handle`), one small function each, so
+/// they do not pay for [`handle`]'s large frame and long match.
 #[inline(never)]
-pub fn stream_calls(
-    system: &mut System,
-    caller: ProcessId,
-    number: u64,
-    arguments: [u64; 6],
-) -> Flow {
-    match stream_call(system, caller, number, arguments) {
-        Ok(flow) => flow,
-        Err(error) => result(Err(error)),
-    }
-}
-
-#[inline(always)]
-fn stream_call(
-    system: &mut System,
-    caller: ProcessId,
-    number: u64,
-    [a0, a1, a2, a3, a4, _]: [u64; 6],
-) -> Result<Flow, Error> {
+pub fn pipe_read(system: &mut System, caller: ProcessId, [a0, a1, a2, a3, ..]: [u64; 6]) -> Flow {
+    let (pipe, buffer) = match (handle_from(a0), slice(a1, a2)) {
+        (Ok(pipe), Ok(buffer)) => (pipe, buffer),
+        (Err(error), _) | (_, Err(error)) => return result(Err(error)),
+    };
     let System { ipc, processes } = &mut *system;
     let mut host = KernelHost { processes };
-    let flow = match number {
-        number::PIPE_READ => {
-            let (pipe, buffer) = (handle_from(a0)?, slice(a1, a2)?);
-            let answer = measured!(Kipc, {
-                ipc.pipe_read(caller, pipe, buffer, blocking(a3), &mut host)
-            });
-            return Ok(outcome(system, caller, answer, |length| {
-                value(length as u64)
-            }));
-        }
-        number::PIPE_WRITE => {
-            let (pipe, data) = (handle_from(a0)?, slice(a1, a2)?);
-            let answer = measured!(Kipc, {
-                ipc.pipe_write(caller, pipe, data, blocking(a3), &mut host)
-            });
-            return Ok(outcome(system, caller, answer, |length| {
-                value(length as u64)
-            }));
-        }
-        number::MQUEUE_SEND => {
-            let priority = u8::try_from(a3).map_err(|_| Error::InvalidArgument)?;
-            let answer = ipc.mqueue_send(
-                caller,
-                handle_from(a0)?,
-                slice(a1, a2)?,
-                priority,
-                blocking(a4),
-                &mut host,
-            );
-            return Ok(outcome(system, caller, answer, |()| value(0)));
-        }
-        number::MQUEUE_RECEIVE => {
-            let answer = ipc.mqueue_receive(
-                caller,
-                handle_from(a0)?,
-                slice(a1, a2)?,
-                blocking(a3),
-                &mut host,
-            );
-            return Ok(outcome(system, caller, answer, |message| {
-                Flow::Return(
-                    kipc_abi::encode(Ok(message.length as u64)),
-                    Some(u64::from(message.priority)),
-                    None,
-                )
-            }));
-        }
-        number::SEMAPHORE_WAIT => {
-            let semaphore = handle_from(a0)?;
-            let answer = measured!(
-                Kipc,
-                ipc.semaphore_wait(caller, semaphore, blocking(a1), &mut host)
-            );
-            return Ok(outcome(system, caller, answer, |()| value(0)));
-        }
-        number::SEMAPHORE_POST => {
-            let semaphore = handle_from(a0)?;
-            measured!(Kipc, ipc.semaphore_post(caller, semaphore, &mut host))?;
-            value(0)
-        }
-        _ => return Err(Error::InvalidArgument),
+    let answer = measured!(Kipc, {
+        ipc.pipe_read(caller, pipe, buffer, blocking(a3), &mut host)
+    });
+    outcome(system, caller, answer, |length| value(length as u64))
+}
+
+/// `PIPE_WRITE`, as [`pipe_read`].
+#[inline(never)]
+pub fn pipe_write(system: &mut System, caller: ProcessId, [a0, a1, a2, a3, ..]: [u64; 6]) -> Flow {
+    let (pipe, data) = match (handle_from(a0), slice(a1, a2)) {
+        (Ok(pipe), Ok(data)) => (pipe, data),
+        (Err(error), _) | (_, Err(error)) => return result(Err(error)),
     };
-    Ok(flow)
+    let System { ipc, processes } = &mut *system;
+    let mut host = KernelHost { processes };
+    let answer = measured!(Kipc, {
+        ipc.pipe_write(caller, pipe, data, blocking(a3), &mut host)
+    });
+    outcome(system, caller, answer, |length| value(length as u64))
+}
+
+/// `MQUEUE_SEND`, as [`pipe_read`].
+#[inline(never)]
+pub fn mqueue_send(
+    system: &mut System,
+    caller: ProcessId,
+    [a0, a1, a2, a3, a4, _]: [u64; 6],
+) -> Flow {
+    // The priority first, then the handle and the buffer: the order the
+    // errors have always come in.
+    let Ok(priority) = u8::try_from(a3) else {
+        return result(Err(Error::InvalidArgument));
+    };
+    let (queue, data) = match (handle_from(a0), slice(a1, a2)) {
+        (Ok(queue), Ok(data)) => (queue, data),
+        (Err(error), _) | (_, Err(error)) => return result(Err(error)),
+    };
+    let System { ipc, processes } = &mut *system;
+    let mut host = KernelHost { processes };
+    let answer = ipc.mqueue_send(caller, queue, data, priority, blocking(a4), &mut host);
+    outcome(system, caller, answer, |()| value(0))
+}
+
+/// `MQUEUE_RECEIVE`, as [`pipe_read`]: the length in `rax`, the priority in
+/// `rdx`.
+#[inline(never)]
+pub fn mqueue_receive(
+    system: &mut System,
+    caller: ProcessId,
+    [a0, a1, a2, a3, ..]: [u64; 6],
+) -> Flow {
+    let (queue, buffer) = match (handle_from(a0), slice(a1, a2)) {
+        (Ok(queue), Ok(buffer)) => (queue, buffer),
+        (Err(error), _) | (_, Err(error)) => return result(Err(error)),
+    };
+    let System { ipc, processes } = &mut *system;
+    let mut host = KernelHost { processes };
+    let answer = ipc.mqueue_receive(caller, queue, buffer, blocking(a3), &mut host);
+    outcome(system, caller, answer, |message| {
+        Flow::Return(
+            kipc_abi::encode(Ok(message.length as u64)),
+            Some(u64::from(message.priority)),
+            None,
+        )
+    })
+}
+
+/// Semaphore waits and posts, as [`pipe_read`].
+#[inline(never)]
+pub fn semaphore_calls(
+    system: &mut System,
+    caller: ProcessId,
+    number: u64,
+    [a0, a1, ..]: [u64; 6],
+) -> Flow {
+    let semaphore = match handle_from(a0) {
+        Ok(semaphore) => semaphore,
+        Err(error) => return result(Err(error)),
+    };
+    let System { ipc, processes } = &mut *system;
+    let mut host = KernelHost { processes };
+    if number == number::SEMAPHORE_POST {
+        let posted = measured!(Kipc, ipc.semaphore_post(caller, semaphore, &mut host));
+        return result(posted.map(|()| 0));
+    }
+    let answer = measured!(
+        Kipc,
+        ipc.semaphore_wait(caller, semaphore, blocking(a1), &mut host)
+    );
+    outcome(system, caller, answer, |()| value(0))
 }
 
 /// Handles every system call number that is not a process call.
