@@ -235,11 +235,12 @@ fn value(value: u64) -> Flow {
     result(Ok(value))
 }
 
-/// `MAILBOX_CALL` and `MAILBOX_REPLY_RECEIVE`, the two halves of a client and
-/// server round trip: inlined into the system-call dispatch (see
-/// `syscall::handle`), so the hot path does not go through [`handle`]'s
-/// large frame and second dispatch.
-#[inline(always)]
+/// The mailbox calls and reply-receives the fast path declined (see
+/// `syscalls::fast_path`): routed here straight from the dispatcher (see
+/// `syscalls::entry::handle`), so they do not go through [`handle`]'s large
+/// frame and second dispatch. Out of line, so the dispatcher's frame stays
+/// small for every other call.
+#[inline(never)]
 pub fn mailbox_hot_path(
     system: &mut System,
     caller: ProcessId,
@@ -265,19 +266,6 @@ fn mailbox_short(system: &mut System, caller: ProcessId, number: u64, arguments:
         mailbox_reply_receive_short(system, caller, arguments)
     };
     answer.unwrap_or_else(|error| result(Err(error)))
-}
-
-/// [`mailbox_hot_path`] for [`handle`] (which `syscall::handle` bypasses for
-/// these two numbers): out of line, so its inlined copy does not weigh on
-/// every other call's frame.
-#[inline(never)]
-fn mailbox_out_of_line(
-    system: &mut System,
-    caller: ProcessId,
-    number: u64,
-    arguments: [u64; 6],
-) -> Flow {
-    mailbox_hot_path(system, caller, number, arguments)
 }
 
 /// The caller's message registers as a kipc buffer of `length` bytes (at
@@ -644,7 +632,7 @@ fn call(
             });
         }
         number::MAILBOX_CALL => {
-            return Ok(mailbox_out_of_line(
+            return Ok(mailbox_hot_path(
                 system,
                 caller,
                 number,
@@ -664,7 +652,7 @@ fn call(
         }
 
         number::MAILBOX_REPLY_RECEIVE => {
-            return Ok(mailbox_out_of_line(
+            return Ok(mailbox_hot_path(
                 system,
                 caller,
                 number,
