@@ -110,13 +110,26 @@ impl<const PAYLOAD: usize, const QUEUE_DEPTH: usize> MessageQueue<PAYLOAD, QUEUE
     }
 
     /// The slot of the next message to receive: highest priority, then oldest.
+    /// The scan stops once it has seen all `count` queued messages: a send takes
+    /// the first free slot, so that is usually within the first few of the
+    /// `QUEUE_DEPTH` slots (each a whole payload wide).
     fn next(&self) -> Option<usize> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.used)
-            .min_by_key(|(_, s)| (core::cmp::Reverse(s.priority), s.sequence))
-            .map(|(i, _)| i)
+        let mut best: Option<(usize, (core::cmp::Reverse<u8>, u64))> = None;
+        let mut seen = 0;
+        for (index, slot) in self.slots.iter().enumerate() {
+            if seen == self.count {
+                break;
+            }
+            if !slot.used {
+                continue;
+            }
+            seen += 1;
+            let key = (core::cmp::Reverse(slot.priority), slot.sequence);
+            if best.is_none_or(|(_, best_key)| key < best_key) {
+                best = Some((index, key));
+            }
+        }
+        best.map(|(index, _)| index)
     }
 }
 
