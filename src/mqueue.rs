@@ -114,22 +114,29 @@ impl<const PAYLOAD: usize, const QUEUE_DEPTH: usize> MessageQueue<PAYLOAD, QUEUE
     /// the first free slot, so that is usually within the first few of the
     /// `QUEUE_DEPTH` slots (each a whole payload wide).
     fn next(&self) -> Option<usize> {
-        let mut best: Option<(usize, (core::cmp::Reverse<u8>, u64))> = None;
-        let mut seen = 0;
-        for (index, slot) in self.slots.iter().enumerate() {
-            if seen == self.count {
-                break;
+        // A plain loop: an iterator chain here costs the debug build more than
+        // the scan it saves.
+        let mut best: Option<usize> = None;
+        let (mut seen, mut index) = (0, 0);
+        while seen < self.count && index < QUEUE_DEPTH {
+            let slot = &self.slots[index];
+            if slot.used {
+                seen += 1;
+                let better = match best {
+                    None => true,
+                    Some(best) => {
+                        let best = &self.slots[best];
+                        slot.priority > best.priority
+                            || (slot.priority == best.priority && slot.sequence < best.sequence)
+                    }
+                };
+                if better {
+                    best = Some(index);
+                }
             }
-            if !slot.used {
-                continue;
-            }
-            seen += 1;
-            let key = (core::cmp::Reverse(slot.priority), slot.sequence);
-            if best.is_none_or(|(_, best_key)| key < best_key) {
-                best = Some((index, key));
-            }
+            index += 1;
         }
-        best.map(|(index, _)| index)
+        best
     }
 }
 
