@@ -101,6 +101,9 @@ fn handle(system: &mut System, caller: ProcessId, number: u64, arguments: [u64; 
         number::EXIT..=number::BREAKDOWN => {
             process_calls::handle(system, caller, number, arguments)
         }
+        number::FILE_READ | number::FILE_WRITE => {
+            file_calls::read_write(system, caller, number, arguments)
+        }
         number::FILE_OPEN..=number::FILE_APPEND_PAGES => {
             file_calls::handle(system, caller, number, arguments)
         }
