@@ -357,10 +357,7 @@ impl<
     #[inline(always)]
     fn end_wait_at(&mut self, place: usize, process: ProcessId) {
         self.processes[process.slot()].wait = None;
-        for next in place + 1..self.waiting.len() {
-            self.waiting[next - 1] = self.waiting[next];
-        }
-        self.waiting.pop();
+        self.remove_waiting_at(place);
     }
 
     /// [`Ipc::lookup`] inlined, for the fast path: the capability behind `handle`

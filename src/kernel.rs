@@ -1116,13 +1116,19 @@ impl<
     /// Drops `slot` from the blocking order, keeping the others in order.
     pub(crate) fn forget_waiting(&mut self, slot: u16) {
         if let Some(index) = self.waiting.iter().position(|&waiting| waiting == slot) {
-            // Shift by hand: the list is a few entries long, and `remove`'s
-            // memmove call costs more than the shift.
-            for next in index + 1..self.waiting.len() {
-                self.waiting[next - 1] = self.waiting[next];
-            }
-            self.waiting.pop();
+            self.remove_waiting_at(index);
         }
+    }
+
+    /// Drops entry `index` of the blocking order, keeping the others in order.
+    #[inline(always)]
+    pub(crate) fn remove_waiting_at(&mut self, index: usize) {
+        // Shift by hand: the list is a few entries long, and `remove`'s
+        // memmove call costs more than the shift.
+        for next in index + 1..self.waiting.len() {
+            self.waiting[next - 1] = self.waiting[next];
+        }
+        self.waiting.pop();
     }
 
     /// The longest-waiting process whose wait matches.

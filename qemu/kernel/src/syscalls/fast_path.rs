@@ -32,7 +32,9 @@ use kipc::{Blocking, Completion, Handle, Handoff, ProcessId, UserSlice, Wakeup};
 use kipc_abi::{HandleArray, MESSAGE_REGISTER_BYTES, MESSAGE_REGISTERS_ADDRESS, number};
 use kipc_arch::interrupts::TrapFrame;
 
-use super::ipc_calls::{blocking, probe_handle_array, slice};
+use super::ipc_calls::{
+    become_receive, become_short_receive, become_wait, blocking, probe_handle_array, slice,
+};
 use crate::processes::breakdown::{self, Phase, measured};
 use crate::processes::host::KernelHost;
 use crate::processes::table::{COUNTERS, SYSTEM, State, System};
@@ -81,13 +83,8 @@ pub fn call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
             let peer = measured!(Kipc, {
                 ipc.semaphore_post_wait_fast(caller, post, wait, blocking(a2), &mut host)
             })?;
-            // SAFETY: as above. Parked as the `semaphore_wait` it has become
-            // (see `ipc_calls::park_as_wait`).
-            unsafe {
-                (*frame).rax = number::SEMAPHORE_WAIT;
-                (*frame).rdi = a1;
-                (*frame).rsi = a2;
-            }
+            // SAFETY: as above; nothing else refers to the caller's frame now.
+            become_wait(unsafe { &mut *frame }, a1, a2);
             (peer, Wakeup::Completed(Completion::Acquired))
         }
         number::MAILBOX_CALL_SHORT => {
@@ -126,10 +123,8 @@ pub fn call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
                     &mut host,
                 )
             })?;
-            // SAFETY: the caller's frame, as above; nothing else refers to
-            // it now. Parked as the receive it has become: a retry does not
-            // reply twice.
-            unsafe { (*frame).rsi = 0 };
+            // SAFETY: as above.
+            become_short_receive(unsafe { &mut *frame });
             woken(handoff)
         }
         number::MAILBOX_CALL => {
@@ -164,12 +159,8 @@ pub fn call(frame: *mut TrapFrame) -> Option<*mut TrapFrame> {
                     &mut host,
                 )
             })?;
-            // SAFETY: as above. Parked as the `mailbox_receive` it has
-            // become, with that call's deadline (see `ipc_calls::park_as_receive`).
-            unsafe {
-                (*frame).rax = number::MAILBOX_RECEIVE;
-                (*frame).r8 = kipc_abi::FOREVER;
-            }
+            // SAFETY: as above.
+            become_receive(unsafe { &mut *frame });
             woken(handoff)
         }
         _ => return None,

@@ -16,6 +16,8 @@ use kipc_abi::{
     number,
 };
 
+use kipc_arch::interrupts::TrapFrame;
+
 use super::common::{Flow, copy_record_out, copy_string, result, space_of};
 use crate::memory::address_space::{AddressSpace, USER_END};
 use crate::processes::breakdown::measured;
@@ -176,11 +178,33 @@ fn park_as_receive(system: &mut System, caller: ProcessId) -> Flow {
         // SAFETY: the caller's frame, saved by the system-call entry at the
         // top of its kernel stack; it stays untouched until the process runs
         // again, and we hold the kernel lock (no other reference to it lives).
-        let frame = unsafe { &mut *process.frame };
-        frame.rax = number::MAILBOX_RECEIVE;
-        frame.r8 = kipc_abi::FOREVER;
+        become_receive(unsafe { &mut *process.frame });
     }
     park(system, caller)
+}
+
+/// Rewrites a parked `mailbox_reply_receive` as the `mailbox_receive` it has
+/// become (see [`park_as_receive`]; the fast path parks the same way).
+#[inline(always)]
+pub(super) fn become_receive(frame: &mut TrapFrame) {
+    frame.rax = number::MAILBOX_RECEIVE;
+    frame.r8 = kipc_abi::FOREVER;
+}
+
+/// Rewrites a parked `mailbox_reply_receive_short` as the short receive it
+/// has become (no reply handle): a retry does not reply twice.
+#[inline(always)]
+pub(super) fn become_short_receive(frame: &mut TrapFrame) {
+    frame.rsi = 0;
+}
+
+/// Rewrites a parked `semaphore_post_wait` as the `semaphore_wait` it has
+/// become (see [`park_as_wait`]; the fast path parks the same way).
+#[inline(always)]
+pub(super) fn become_wait(frame: &mut TrapFrame, semaphore: u64, deadline: u64) {
+    frame.rax = number::SEMAPHORE_WAIT;
+    frame.rdi = semaphore;
+    frame.rsi = deadline;
 }
 
 /// `SEMAPHORE_POST_WAIT`, the shared-memory ping-pong's one call per turn:
@@ -210,10 +234,7 @@ fn park_as_wait(system: &mut System, caller: ProcessId, semaphore: u64, deadline
     if let Some(process) = system.processes.get_mut(caller) {
         // SAFETY: as in `park_as_receive`: the caller's frame, untouched
         // until it runs again, under the kernel lock.
-        let frame = unsafe { &mut *process.frame };
-        frame.rax = number::SEMAPHORE_WAIT;
-        frame.rdi = semaphore;
-        frame.rsi = deadline;
+        become_wait(unsafe { &mut *process.frame }, semaphore, deadline);
     }
     park(system, caller)
 }
@@ -347,9 +368,8 @@ fn mailbox_reply_receive_short(
             if let Some(process) = system.processes.get_mut(caller) {
                 // SAFETY: the caller's frame, saved by the system-call entry
                 // at the top of its kernel stack; it stays untouched until the
-                // process runs again, and we hold the kernel lock. Parked as
-                // the receive it has become: a retry does not reply twice.
-                unsafe { (*process.frame).rsi = 0 };
+                // process runs again, and we hold the kernel lock.
+                become_short_receive(unsafe { &mut *process.frame });
             }
             park(system, caller)
         }
