@@ -71,7 +71,7 @@ fn fault_injection_rights_and_exhaustion() {
         "read-only mapping writer killed, region intact",
         "-> OutOfHandles; works again after a close",
         "quota reached at 8 mailboxes -> QuotaExceeded",
-        "queue full -> WouldBlock, pipe full at 16384 bytes -> WouldBlock",
+        "queue full -> WouldBlock, pipe full at 65536 bytes -> WouldBlock",
         "chaos: all transfers, rights and exhaustion checks passed",
         "kernel: no leaks",
     ] {

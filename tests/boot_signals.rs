@@ -17,7 +17,7 @@ fn signals_interrupt_every_blocking_call_and_handlers_run_in_user_mode() {
         "signals: nested handlers: masked order 1,2,3",
         "pipe read, empty                       -> Interrupted",
         "pipe write, full, nothing moved        -> Interrupted",
-        "pipe write, part moved                 -> Ok(16384): the bytes in the pipe",
+        "pipe write, part moved                 -> Ok(16384): the bytes that fitted",
         "fifo open, no writer                   -> Interrupted",
         "queue receive, empty                   -> Interrupted",
         "queue send, full                       -> Interrupted",

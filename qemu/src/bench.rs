@@ -91,6 +91,9 @@ pub struct Results {
     pub chunked: Vec<Transfer>,
     /// Static size of the demo kernel's `Ipc` and of `kipc::MinimalIpc`, in bytes.
     pub footprint: Option<(u64, u64)>,
+    /// The copy methods compared (name, instructions per KiB): `rep movsb`,
+    /// `rep movsq`, a loop of 8-byte moves.
+    pub copy_methods: Vec<(String, f64)>,
     /// The same work measured under Linux (`--peer linux`), if it ran.
     pub linux: Option<crate::peers::LinuxResults>,
 }
@@ -120,6 +123,19 @@ impl Results {
                 let fields = fields(rest);
                 results.memcpy_bytes = number(&fields, "bytes").map_err(context)?;
                 results.memcpy_instructions = number(&fields, "instructions").map_err(context)?;
+            } else if let Some(rest) = line.strip_prefix("BENCH copy ") {
+                let fields = fields(rest);
+                let kib = number(&fields, "bytes").map_err(context)? as f64 / 1024.0;
+                for (key, name) in [
+                    ("movsq", "rep movsq"),
+                    ("movsb", "rep movsb"),
+                    ("loop", "8-byte loop"),
+                ] {
+                    let instructions = number(&fields, key).map_err(context)?;
+                    results
+                        .copy_methods
+                        .push((name.to_string(), instructions as f64 / kib.max(1.0)));
+                }
             } else if let Some(rest) = line.strip_prefix("BENCH syscall ") {
                 for (key, value) in fields(rest) {
                     let value = value
@@ -217,6 +233,18 @@ impl Results {
             self.memcpy_bytes,
             self.memcpy_instructions
         );
+        if !self.copy_methods.is_empty() {
+            let methods: Vec<String> = self
+                .copy_methods
+                .iter()
+                .map(|(name, per_kib)| format!("{name} {per_kib:.0}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "copy methods, instructions per KiB: {} (memcpy, and so every kernel copy, is rep movsq)",
+                methods.join(", ")
+            );
+        }
         if !self.syscalls.is_empty() {
             let _ = write!(out, "per system call (mean of 1000):");
             for (name, instructions) in &self.syscalls {
@@ -377,6 +405,20 @@ impl Results {
             .map(Transfer::instructions_per_kib)
     }
 
+    /// The 1 MiB pipe transfer in `chunk`-byte steps: instructions per KiB and
+    /// share of the copy limit.
+    pub fn pipe_file(&self, chunk: u64) -> Option<(f64, f64)> {
+        let transfer = self
+            .transfers
+            .iter()
+            .chain(&self.chunked)
+            .find(|t| t.mechanism == "pipe" && t.bytes == 1 << 20 && t.chunk == chunk)?;
+        Some((
+            transfer.instructions_per_kib(),
+            self.ratio_to_limit(transfer)?,
+        ))
+    }
+
     /// The rows kipc and Linux both measured: (what, kipc, Linux).
     pub fn comparison(&self) -> Vec<(String, f64, f64)> {
         let Some(linux) = &self.linux else {
@@ -468,6 +510,18 @@ impl Results {
             self.memcpy_instructions,
             self.memcpy_per_kib()
         );
+        if !self.copy_methods.is_empty() {
+            let methods: Vec<String> = self
+                .copy_methods
+                .iter()
+                .map(|(name, per_kib)| format!("\"{name}\": {per_kib:.2}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  \"copy_methods_per_kib\": {{{}}},",
+                methods.join(", ")
+            );
+        }
         let calls: Vec<String> = self
             .syscalls
             .iter()
@@ -724,6 +778,7 @@ mod tests {
     const LOG: &str = "\
 KIPC-FOOTPRINT kernel=1960000 minimal=15000
 BENCH memcpy bytes=8388608 instructions=1048576
+BENCH copy bytes=1048576 movsb=1048580 movsq=131076 loop=655400
 BENCH syscall calls=1000 null=129000 pipe_pairs=1366000
 BENCH latency mechanism=pipe size=64 round_trips=200 instructions=900000
 EXPERIMENT mechanism=pipe bytes=1048576 user_to_kernel=2097152 kernel_to_user=2097152 kernel_to_kernel=0 user_to_user=0 copy_operations=1024 pages_mapped=0 pages_loaned=0 syscalls=1163 context_switches=129 tsc=1024000 verified=yes
@@ -739,6 +794,22 @@ EXPERIMENT mechanism=loan bytes=4194304 user_to_kernel=0 kernel_to_user=0 kernel
         assert_eq!(results.transfers.len(), 2);
         assert!(results.transfers[0].verified && !results.transfers[1].verified);
         assert_eq!(results.footprint, Some((1960000, 15000)));
+        let methods: Vec<(&str, u64)> = results
+            .copy_methods
+            .iter()
+            .map(|(name, per_kib)| (name.as_str(), per_kib.round() as u64))
+            .collect();
+        assert_eq!(
+            methods,
+            [
+                ("rep movsq", 128),
+                ("rep movsb", 1024),
+                ("8-byte loop", 640)
+            ]
+        );
+        assert!(results.table().contains(
+            "copy methods, instructions per KiB: rep movsq 128, rep movsb 1024, 8-byte loop 640"
+        ));
         assert!(results.table().starts_with(
             "kipc footprint: the demo kernel's Ipc 1960000 bytes (1914 KiB); kipc::MinimalIpc 15000 bytes (14.6 KiB)"
         ));
@@ -892,6 +963,51 @@ pub fn phases(split: &Split, null: &Split) -> [f64; 9] {
         per(split.switch),
         user,
     ]
+}
+
+/// `bench --pipe-sweep`'s table: one row per pipe capacity, each from its own
+/// kernel build and boot (`rows` as (capacity in bytes, that boot's results)).
+pub fn pipe_sweep_table(rows: &[(usize, Results)]) -> String {
+    let mut out = String::from(
+        "pipe capacity against cost, one kernel build per capacity (guest instructions; files: 1 MiB by pipe, per KiB, share of the copy limit):\n",
+    );
+    let _ = write!(
+        out,
+        "  {:<9} {:>10} {:>10} {:>10}",
+        "capacity", "kipc size", "64 B trip", "4 KiB trip"
+    );
+    for chunk in CHUNKS {
+        let _ = write!(out, " {:>16}", format!("{} chunks", human(chunk)));
+    }
+    let _ = writeln!(out);
+    for (capacity, results) in rows {
+        let footprint = results.footprint.map_or("-".to_string(), |(kernel, _)| {
+            format!("{} KiB", kernel / 1024)
+        });
+        let trip = |size| {
+            results
+                .round_trip("pipe", size)
+                .map_or("-".to_string(), |value| format!("{value:.0}"))
+        };
+        let _ = write!(
+            out,
+            "  {:<9} {:>10} {:>10} {:>10}",
+            human(*capacity as u64),
+            footprint,
+            trip(64),
+            trip(4096)
+        );
+        for chunk in CHUNKS {
+            let cell = results
+                .pipe_file(chunk)
+                .map_or("-".to_string(), |(per_kib, share)| {
+                    format!("{per_kib:.0} ({:.0}%)", share * 100.0)
+                });
+            let _ = write!(out, " {cell:>16}");
+        }
+        let _ = writeln!(out);
+    }
+    out
 }
 
 /// The breakdown table.

@@ -223,6 +223,7 @@ pub(crate) const SCRUBBED_ENVIRONMENT: &[&str] = &[
     "RUSTC_WORKSPACE_WRAPPER",
     "RUSTC_WRAPPER",
     "CARGO_TARGET_DIR",
+    "KIPC_PIPE_CAPACITY",
     "CARGO_BUILD_TARGET",
     "CARGO_BUILD_TARGET_DIR",
     "CARGO_MAKEFLAGS",
@@ -251,7 +252,7 @@ fn cargo_build(
     profile: Profile,
     output: BuildOutput,
 ) -> Result<(), Error> {
-    cargo_build_with(crate_directory, target_directory, profile, output, &[])
+    cargo_build_with(crate_directory, target_directory, profile, output, &[], &[])
 }
 
 fn cargo_build_with(
@@ -260,6 +261,7 @@ fn cargo_build_with(
     profile: Profile,
     output: BuildOutput,
     features: &[&str],
+    environment: &[(&str, String)],
 ) -> Result<(), Error> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
@@ -278,6 +280,9 @@ fn cargo_build_with(
     }
     for variable in SCRUBBED_ENVIRONMENT {
         command.env_remove(variable);
+    }
+    for (variable, value) in environment {
+        command.env(variable, value);
     }
     let what = crate_directory.display().to_string();
     match output {
@@ -378,6 +383,32 @@ pub fn build_breakdown(output: BuildOutput) -> Result<Artifacts, Error> {
         Profile::Release,
         output,
         &["breakdown"],
+        &[],
+    )?;
+    artifacts.kernel = target
+        .join(TARGET)
+        .join(Profile::Release.directory())
+        .join(Kernel::Demo.binary());
+    Ok(artifacts)
+}
+
+/// The pipe capacities `bench --pipe-sweep` compares (bytes).
+pub const PIPE_SWEEP: [usize; 4] = [4096, 16384, 65536, 262144];
+
+/// Builds the release user programs and a release demo kernel whose pipes
+/// hold `capacity` bytes (the kernel's `KIPC_PIPE_CAPACITY`), kept apart in
+/// `target/kernel-pipe-CAPACITY` so the normal kernel is untouched.
+pub fn build_pipe_capacity(capacity: usize, output: BuildOutput) -> Result<Artifacts, Error> {
+    let mut artifacts = build(Profile::Release, output)?;
+    let root = repository_root();
+    let target = root.join(format!("target/kernel-pipe-{capacity}"));
+    cargo_build_with(
+        &root.join(Kernel::Demo.crate_directory()),
+        &target,
+        Profile::Release,
+        output,
+        &[],
+        &[("KIPC_PIPE_CAPACITY", capacity.to_string())],
     )?;
     artifacts.kernel = target
         .join(TARGET)

@@ -48,6 +48,8 @@ Options:
   --breakdown        with bench: build a kernel with phase counters and split
                      the 64-byte mailbox and pipe round trips into entry/exit,
                      decoding, kipc, copies, wake-ups, scheduler, switch, user
+  --pipe-sweep       with bench: build and boot one kernel per pipe capacity
+                     (4, 16, 64, 256 KiB) and print what each costs
   --peer linux       with bench: also run the same work under Debian's Linux
                      kernel in the same QEMU and print both side by side
                      (fetches the linux-image package once into target/)
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
     let mut print_command = false;
     let mut peer = false;
     let mut breakdown = false;
+    let mut pipe_sweep = false;
     let mut kernel = kipc_qemu::Kernel::Demo;
     let mut scenario_given = false;
     let mut arguments = std::env::args().skip(1);
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
             "--no-icount" => options.icount = false,
             "--print-command" => print_command = true,
             "--breakdown" => breakdown = true,
+            "--pipe-sweep" => pipe_sweep = true,
             "--peer" => {
                 let name = value("--peer");
                 if name != "linux" {
@@ -161,6 +165,9 @@ fn main() -> ExitCode {
     if bench {
         if breakdown {
             return run_breakdown(options);
+        }
+        if pipe_sweep {
+            return run_pipe_sweep(options);
         }
         return run_bench(options, peer);
     }
@@ -229,13 +236,7 @@ fn main() -> ExitCode {
 }
 
 /// `cargo run -- bench`: release build, `-icount shift=0`, results to target/bench/.
-fn run_bench(mut options: RunOptions, peer: bool) -> ExitCode {
-    options.scenario = "bench".into();
-    options.icount = true;
-    options.echo = false;
-    if options.timeout == Some(Duration::from_secs(60)) {
-        options.timeout = Some(Duration::from_secs(900));
-    }
+fn run_bench(options: RunOptions, peer: bool) -> ExitCode {
     let artifacts = match kipc_qemu::build(Profile::Release, BuildOutput::Show) {
         Ok(artifacts) => artifacts,
         Err(error) => {
@@ -244,24 +245,9 @@ fn run_bench(mut options: RunOptions, peer: bool) -> ExitCode {
         }
     };
     eprintln!("kipc-qemu: running the benchmarks (release kernel, TCG, -icount shift=0)...");
-    let report = match kipc_qemu::run(&artifacts, &options) {
-        Ok(report) => report,
-        Err(error) => {
-            eprintln!("kipc-qemu: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Verdict::Fail(reason) = &report.verdict {
-        eprintln!("{}", report.serial);
-        eprintln!("kipc-qemu: the benchmark boot FAILED: {reason}");
-        return ExitCode::FAILURE;
-    }
-    let mut results = match kipc_qemu::bench::Results::parse(&report.serial) {
-        Ok(results) => results,
-        Err(error) => {
-            eprintln!("kipc-qemu: could not read the results: {error}");
-            return ExitCode::FAILURE;
-        }
+    let (mut results, report) = match bench_boot(&artifacts, options) {
+        Ok(done) => done,
+        Err(code) => return code,
     };
     if peer {
         results.linux = linux_peer();
@@ -284,6 +270,60 @@ fn run_bench(mut options: RunOptions, peer: bool) -> ExitCode {
         directory.display(),
         report.duration.as_secs_f64()
     );
+    ExitCode::SUCCESS
+}
+
+/// Boots the `bench` scenario on `artifacts` and reads its results; on
+/// failure says why and gives the exit code.
+fn bench_boot(
+    artifacts: &kipc_qemu::Artifacts,
+    mut options: RunOptions,
+) -> Result<(kipc_qemu::bench::Results, kipc_qemu::RunReport), ExitCode> {
+    options.scenario = "bench".into();
+    options.icount = true;
+    options.echo = false;
+    if options.timeout == Some(Duration::from_secs(60)) {
+        options.timeout = Some(Duration::from_secs(900));
+    }
+    let report = kipc_qemu::run(artifacts, &options).map_err(|error| {
+        eprintln!("kipc-qemu: {error}");
+        ExitCode::from(2)
+    })?;
+    if let Verdict::Fail(reason) = &report.verdict {
+        eprintln!("{}", report.serial);
+        eprintln!("kipc-qemu: the benchmark boot FAILED: {reason}");
+        return Err(ExitCode::FAILURE);
+    }
+    match kipc_qemu::bench::Results::parse(&report.serial) {
+        Ok(results) => Ok((results, report)),
+        Err(error) => {
+            eprintln!("kipc-qemu: could not read the results: {error}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `bench --pipe-sweep`: one release kernel per pipe capacity, each benched.
+fn run_pipe_sweep(options: RunOptions) -> ExitCode {
+    let mut rows = Vec::new();
+    for capacity in kipc_qemu::PIPE_SWEEP {
+        let artifacts = match kipc_qemu::build_pipe_capacity(capacity, BuildOutput::Show) {
+            Ok(artifacts) => artifacts,
+            Err(error) => {
+                eprintln!("kipc-qemu: {error}");
+                return ExitCode::from(2);
+            }
+        };
+        eprintln!(
+            "kipc-qemu: benchmarks with {} pipes (release kernel, -icount)...",
+            kipc_qemu::bench::human(capacity as u64)
+        );
+        match bench_boot(&artifacts, options.clone()) {
+            Ok((results, _)) => rows.push((capacity, results)),
+            Err(code) => return code,
+        }
+    }
+    println!("{}", kipc_qemu::bench::pipe_sweep_table(&rows));
     ExitCode::SUCCESS
 }
 

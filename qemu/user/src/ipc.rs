@@ -404,6 +404,27 @@ pub fn write_all(pipe: Handle, mut data: &[u8]) -> SysResult<()> {
     Ok(())
 }
 
+/// The kernel's pipe capacity, measured on a fresh pipe: `PIPE_ATOMIC`-byte
+/// writes go in without waiting until it is full (programs must not assume
+/// a size: a kernel build may choose it, see `KIPC_PIPE_CAPACITY`).
+pub fn pipe_capacity() -> SysResult<usize> {
+    let (read, write) = pipe()?;
+    let block = [0u8; kipc::PIPE_ATOMIC];
+    let mut capacity = 0;
+    let result = loop {
+        match self::write(write, &block, Deadline::NoWait) {
+            Ok(count) => capacity += count,
+            Err(error) if error == kipc::ErrorCode::WouldBlock => break Ok(capacity),
+            Err(error) => break Err(error),
+        }
+        if capacity > 1 << 24 {
+            break Err(kipc::ErrorCode::InvalidArgument.into());
+        }
+    };
+    let closed = close(read).and(close(write));
+    result.and_then(|capacity| closed.map(|()| capacity))
+}
+
 /// Reads until `buffer` is full or end of file; returns bytes read.
 pub fn read_full(pipe: Handle, buffer: &mut [u8]) -> SysResult<usize> {
     let mut done = 0;

@@ -25,17 +25,52 @@ use crate::memory::address_space::AddressSpace;
 /// Process slots.
 pub const MAX_PROCESSES: usize = 16;
 
+/// Bytes buffered per pipe or FIFO: 64 KiB, as Linux, chosen from
+/// `cargo run -- bench --pipe-sweep` (docs/benchmarks.md, "Choosing the pipe
+/// capacity"): from 16 KiB to 64 KiB a 1 MiB file in 64 KiB chunks went from
+/// 777 to 720 instructions per KiB, and 256 KiB pipes gained about 1% more
+/// for 3 MiB more kernel memory. A build may set another power of two with the
+/// environment variable `KIPC_PIPE_CAPACITY` (the sweep does).
+pub const PIPE_CAPACITY: usize = match option_env!("KIPC_PIPE_CAPACITY") {
+    Some(text) => parse_capacity(text),
+    None => 64 * 1024,
+};
+
+/// `text` as a decimal byte count: a power of two from 512 (`PIPE_ATOMIC`)
+/// to 1 MiB, or the build stops with a message saying so.
+const fn parse_capacity(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    assert!(!bytes.is_empty(), "KIPC_PIPE_CAPACITY is empty");
+    let mut value = 0usize;
+    let mut index = 0;
+    while index < bytes.len() {
+        let digit = bytes[index];
+        assert!(
+            digit.is_ascii_digit(),
+            "KIPC_PIPE_CAPACITY must be a decimal number of bytes"
+        );
+        assert!(value <= 1 << 20, "KIPC_PIPE_CAPACITY is over 1 MiB");
+        value = value * 10 + (digit - b'0') as usize;
+        index += 1;
+    }
+    assert!(
+        value.is_power_of_two() && value >= 512 && value <= 1 << 20,
+        "KIPC_PIPE_CAPACITY must be a power of two from 512 to 1048576"
+    );
+    value
+}
+
 /// This kernel's kipc configuration, in one place: 16 processes, 64 handles
 /// each, 16 objects of each kind, 4 KiB messages (a page per mailbox or queue
-/// message, so file transfers move page-sized chunks), 16 KiB pipes, 8-message
-/// mailboxes, 16-message queues, 64-page regions, 64 mappings, and
-/// [`KernelLimits`].
+/// message, so file transfers move page-sized chunks), [`PIPE_CAPACITY`]-byte
+/// pipes, 8-message mailboxes, 16-message queues, 64-page regions, 64
+/// mappings, and [`KernelLimits`].
 pub type KernelIpc = kipc::Ipc<
     MAX_PROCESSES,
     64,
     16,
     4096,
-    16384,
+    PIPE_CAPACITY,
     { kipc_abi::MAILBOX_DEPTH },
     16,
     64,

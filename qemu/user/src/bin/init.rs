@@ -700,22 +700,12 @@ const PIPE_MESSAGES: [&[u8]; 4] = [
     b"x",
     b"0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
 ];
-/// Least bytes in `pipe-writer`'s stream (more if the ring is larger than 16 KiB).
+/// Least bytes in `pipe-writer`'s stream (four rings' worth if that is more).
 const PIPE_STREAM_BYTES: usize = 64 * 1024;
 
-/// The kernel's pipe capacity, measured: a fresh pipe takes 512-byte atomic
-/// writes without waiting until it is full.
+/// The kernel's pipe capacity (measured: a kernel build may choose it).
 fn pipe_capacity() -> usize {
-    let (read, write) = ipc::pipe().expect("pipe");
-    let block = [0u8; kipc::PIPE_ATOMIC];
-    let mut capacity = 0;
-    while let Ok(count) = ipc::write(write, &block, Deadline::NoWait) {
-        capacity += count;
-        check!(capacity <= 1 << 24, "a pipe that never fills");
-    }
-    close(read);
-    close(write);
-    capacity
+    ipc::pipe_capacity().expect("measure the pipe capacity")
 }
 
 /// A pipe between two processes: small messages byte for byte, then a

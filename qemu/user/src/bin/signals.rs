@@ -155,6 +155,39 @@ fn under_alarm<T: core::fmt::Debug>(
     println!("signals:   {name:<38} -> {expected}");
 }
 
+/// Writes up to `bytes` into an empty `pipe` without waiting, `data` at a
+/// time; returns how many went in.
+fn fill(pipe: Handle, data: &[u8], bytes: usize) -> usize {
+    let mut done = 0;
+    while done < bytes {
+        let piece = &data[..data.len().min(bytes - done)];
+        match ipc::write(pipe, piece, Deadline::NoWait) {
+            Ok(count) => done += count,
+            Err(error) if error == ErrorCode::WouldBlock => break,
+            Err(error) => {
+                check!(false, "fill: {error:?}");
+                break;
+            }
+        }
+    }
+    done
+}
+
+/// Reads `pipe` without waiting until it is empty; returns how much it held.
+fn drain_all(pipe: Handle, buffer: &mut [u8]) -> usize {
+    let mut done = 0;
+    loop {
+        match ipc::read(pipe, buffer, Deadline::NoWait) {
+            Ok(count) => done += count,
+            Err(error) if error == ErrorCode::WouldBlock => return done,
+            Err(error) => {
+                check!(false, "drain: {error:?}");
+                return done;
+            }
+        }
+    }
+}
+
 fn interrupted<T>(result: &SysResult<T>) -> bool {
     matches!(result, Err(error) if *error == ErrorCode::Interrupted)
 }
@@ -176,30 +209,36 @@ fn interruption_table() {
         "read after: {got:?}"
     );
 
-    // Fill the 16 KiB pipe, then a 10-byte (atomic) write moves nothing.
+    // Fill the pipe, then a 10-byte (atomic) write moves nothing.
+    let capacity = ipc::pipe_capacity().expect("pipe capacity");
     let big = [0x5au8; 20 * 1024];
-    let filled = ipc::write(write, &big, Deadline::NoWait).expect("fill");
+    let mut drain = [0u8; 20 * 1024];
+    let filled = fill(write, &big, capacity);
+    check!(filled == capacity, "filled {filled} of {capacity}");
     under_alarm(
         "pipe write, full, nothing moved",
         "Interrupted",
         interrupted,
         || ipc::write(write, &big[..10], Deadline::Forever),
     );
-    let mut drain = [0u8; 20 * 1024];
-    let drained = ipc::read(read, &mut drain, Deadline::NoWait);
-    check!(
-        drained == Ok(filled),
-        "drained {drained:?}, filled {filled}"
-    );
-    // A 20 KiB write into the empty 16 KiB pipe: 16 KiB go in, then it waits.
+    let drained = drain_all(read, &mut drain);
+    check!(drained == filled, "drained {drained}, filled {filled}");
+    // A write of more than the room left: the room fills, then it waits.
+    let room = (16 * 1024).min(capacity / 2);
+    let before = fill(write, &big, capacity - room);
+    let expected = kipc_user::format_line!("Ok({room}): the bytes that fitted");
     under_alarm(
         "pipe write, part moved",
-        "Ok(16384): the bytes in the pipe",
-        |result| *result == Ok(filled),
-        || ipc::write(write, &big, Deadline::Forever),
+        expected.as_str(),
+        |result| *result == Ok(room),
+        || ipc::write(write, &big[..room + 4096], Deadline::Forever),
     );
-    let drained = ipc::read(read, &mut drain, Deadline::NoWait);
-    check!(drained == Ok(filled), "exactly those bytes: {drained:?}");
+    let drained = drain_all(read, &mut drain);
+    check!(
+        drained == before + room,
+        "exactly those bytes: {drained} of {}",
+        before + room
+    );
     check!(
         with_code(
             ipc::read(read, &mut drain, Deadline::NoWait),
