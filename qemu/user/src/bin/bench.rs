@@ -46,7 +46,8 @@ fn main(start: kipc_user::Start) -> u32 {
         let count: u64 = words.next().and_then(|word| word.parse().ok()).unwrap_or(0);
         return echo(mechanism, size, count, start.handles);
     }
-    // `only=MECHANISM` runs just that mechanism's latency (for profiling).
+    // `only=MECHANISM` runs just that mechanism's latency (for profiling),
+    // `rounds=N` times, with `size=BYTES` messages (one of `SIZES`; 64 if not).
     let only = start
         .argument
         .split_ascii_whitespace()
@@ -66,11 +67,18 @@ fn main(start: kipc_user::Start) -> u32 {
             .find_map(|word| word.strip_prefix("rounds="))
             .and_then(|value| value.parse().ok())
             .unwrap_or(ROUND_TRIPS);
+        let size = start
+            .argument
+            .split_ascii_whitespace()
+            .find_map(|word| word.strip_prefix("size="))
+            .and_then(|value| value.parse().ok())
+            .filter(|size| SIZES.contains(size))
+            .unwrap_or(64);
         for mechanism in LATENCY_MECHANISMS
             .into_iter()
             .filter(|mechanism| *mechanism == wanted)
         {
-            latency(mechanism, 64, rounds, false);
+            latency(mechanism, size, rounds, false);
         }
         return 0;
     }
