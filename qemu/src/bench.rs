@@ -816,6 +816,29 @@ EXPERIMENT mechanism=loan bytes=4194304 user_to_kernel=0 kernel_to_user=0 kernel
     }
 
     #[test]
+    fn pipe_sweep_rows_come_from_each_boot() {
+        let small = Results::parse(LOG).unwrap();
+        let mut large = small.clone();
+        large.latency[0].instructions = 800_000;
+        large.transfers[0].instructions = 900_000;
+        let table = pipe_sweep_table(&[(4096, small), (65536, large)]);
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(rows.len(), 2, "{table}");
+        // Capacity, kipc's size, the 64 B round trip, then the 1 MiB file in
+        // 4 KiB chunks (per KiB and share of the copy limit); no 4 KiB trip
+        // and no larger chunks in this log.
+        assert!(
+            rows[0].starts_with("  4 KiB       1914 KiB       4500          -       1000 (51%)"),
+            "{table}"
+        );
+        assert!(
+            rows[1].starts_with("  64 KiB      1914 KiB       4000          -        879 (58%)"),
+            "{table}"
+        );
+        assert!(rows[0].ends_with(" -"), "{table}");
+    }
+
+    #[test]
     fn ledger_arithmetic() {
         let results = Results::parse(LOG).unwrap();
         let pipe = &results.transfers[0];
