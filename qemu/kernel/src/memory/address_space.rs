@@ -807,6 +807,7 @@ impl AddressSpace {
     /// Checks a range like [`AddressSpace::check_range`] and returns the
     /// frames of its first pages in `frames` (the rest are walked again when
     /// used); returns how many it stored.
+    #[inline(always)]
     fn check_frames(
         &self,
         address: u64,
