@@ -374,16 +374,28 @@ pub fn build(profile: Profile, output: BuildOutput) -> Result<Artifacts, Error> 
 /// `breakdown` feature (phase counters for `bench --breakdown`), kept apart
 /// in `target/kernel-breakdown` so the normal kernel is untouched.
 pub fn build_breakdown(output: BuildOutput) -> Result<Artifacts, Error> {
+    build_demo_variant("target/kernel-breakdown", &["breakdown"], &[], output)
+}
+
+/// Builds the release user programs and a release demo kernel with
+/// `features` and `environment`, in its own `directory` (relative to the
+/// repository root) so the normal kernel is untouched.
+fn build_demo_variant(
+    directory: &str,
+    features: &[&str],
+    environment: &[(&str, String)],
+    output: BuildOutput,
+) -> Result<Artifacts, Error> {
     let mut artifacts = build(Profile::Release, output)?;
     let root = repository_root();
-    let target = root.join("target/kernel-breakdown");
+    let target = root.join(directory);
     cargo_build_with(
         &root.join(Kernel::Demo.crate_directory()),
         &target,
         Profile::Release,
         output,
-        &["breakdown"],
-        &[],
+        features,
+        environment,
     )?;
     artifacts.kernel = target
         .join(TARGET)
@@ -399,22 +411,12 @@ pub const PIPE_SWEEP: [usize; 4] = [4096, 16384, 65536, 262144];
 /// hold `capacity` bytes (the kernel's `KIPC_PIPE_CAPACITY`), kept apart in
 /// `target/kernel-pipe-CAPACITY` so the normal kernel is untouched.
 pub fn build_pipe_capacity(capacity: usize, output: BuildOutput) -> Result<Artifacts, Error> {
-    let mut artifacts = build(Profile::Release, output)?;
-    let root = repository_root();
-    let target = root.join(format!("target/kernel-pipe-{capacity}"));
-    cargo_build_with(
-        &root.join(Kernel::Demo.crate_directory()),
-        &target,
-        Profile::Release,
-        output,
+    build_demo_variant(
+        &format!("target/kernel-pipe-{capacity}"),
         &[],
         &[("KIPC_PIPE_CAPACITY", capacity.to_string())],
-    )?;
-    artifacts.kernel = target
-        .join(TARGET)
-        .join(Profile::Release.directory())
-        .join(Kernel::Demo.binary());
-    Ok(artifacts)
+        output,
+    )
 }
 
 /// Builds the user programs and `kernel`, and packs the boot archive.
